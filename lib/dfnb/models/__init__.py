@@ -1,0 +1,1 @@
+"""Backbones and methods.  Create them by name with ``dfnb.create_model``."""
