@@ -1,6 +1,7 @@
 """The ``dfnb`` command line.  Each sub-command lives beside the code it drives:
 
 - ``dfnb run CHAPTER --profile smoke|default|paper -p key=value``  (``dfnb.runner``)
+- ``dfnb book --profile default``                                  (``dfnb.book``)
 - ``dfnb data synth --out DIR --n N --seed S``                    (``dfnb.data.cli``)
 - ``dfnb predict IMAGE_OR_DIR --method M --checkpoint PATH``      (``dfnb.predict``)
 
@@ -13,7 +14,7 @@ import argparse
 import importlib
 import sys
 
-_SUBCOMMAND_MODULES = ("dfnb.runner", "dfnb.data.cli", "dfnb.predict")
+_SUBCOMMAND_MODULES = ("dfnb.runner", "dfnb.book", "dfnb.data.cli", "dfnb.predict")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,8 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a sub-command; user errors (bad parameter, missing file, existing run) print one line, exit 2."""
+    from dfnb.runner import ParameterError, RunExistsError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (ParameterError, RunExistsError, FileNotFoundError) as e:
+        print(f"dfnb {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

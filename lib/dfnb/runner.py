@@ -1,0 +1,547 @@
+"""Execute a chapter into ``results/<profile>/<chapter>/`` and record what ran.
+
+Two halves that meet in one directory:
+
+* **Outside the kernel** (``dfnb run CHAPTER --profile P -p key=value``, or
+  :func:`execute`): reads the chapter's ``parameters`` cell, merges the profile
+  (``chapters/profiles.yml``) and the ``-p`` overrides, rejects unknown or
+  ill-typed parameters, refuses to overwrite a *different* earlier run, and
+  executes the notebook with papermill.
+* **Inside the kernel** (the chapter's second cell, ``run = dfnb.runner.start(...)``):
+  seeds everything, writes ``params.json`` and ``manifest.json``, and gives the
+  chapter ``run.metric`` / ``run.table`` / ``run.figure`` to record results.
+  This half also works under plain papermill, so a reviewer who runs
+  ``papermill chapters/00_tour.ipynb out.ipynb -p profile smoke`` gets the same
+  record.
+
+A run directory holds::
+
+    <chapter>.ipynb     executed notebook (written by ``dfnb run``)
+    params.json         every parameter the chapter ran with
+    manifest.json       git SHA (+ dirty diff hash), package versions, seed, device,
+                        start/end time, wall seconds, peak memory
+    metrics.json        list of {name, value, labels...} records (this run's numbers)
+    tables/*.csv        tables the chapter showed
+    figures/*.png       figures the chapter showed
+
+"Same run" means the same chapter, parameters and code (git SHA and diff hash);
+re-executing the same run replaces it, anything else raises
+:class:`RunExistsError` unless ``force=True``, which first moves the old run to
+``results/_archive/``.
+"""
+from __future__ import annotations
+
+import ast
+import datetime as _dt
+import difflib
+import hashlib
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROFILES = ("smoke", "default", "paper")
+_TRACKED_PACKAGES = (
+    "torch", "torchvision", "timm", "segment-anything", "numpy", "scipy", "scikit-learn",
+    "scikit-image", "opencv-python-headless", "pandas", "matplotlib", "papermill", "ipywidgets",
+    "myst-nb", "jupyter-book",
+)
+
+
+class ParameterError(ValueError):
+    """A chapter parameter is unknown, ill-typed, or a profile does not exist."""
+
+
+class RunExistsError(FileExistsError):
+    """The results directory already holds a different run."""
+
+
+# --------------------------------------------------------------------------- paths
+def repo_root() -> Path:
+    """The book's root: ``$DFNB_ROOT``, else the checkout holding this package, else the cwd."""
+    if os.environ.get("DFNB_ROOT"):
+        return Path(os.environ["DFNB_ROOT"]).resolve()
+    here = Path(__file__).resolve().parents[2]
+    if (here / "_config.yml").exists() and (here / "chapters").is_dir():
+        return here
+    return Path.cwd().resolve()
+
+
+def chapters_dir() -> Path:
+    return repo_root() / "chapters"
+
+
+def list_chapters() -> list[str]:
+    """Chapter names (notebook stems in ``chapters/``), sorted."""
+    return sorted(p.stem for p in chapters_dir().glob("[0-9]*.ipynb"))
+
+
+def find_chapter(name: str) -> Path:
+    """Resolve ``name`` (a stem such as ``00_tour``, a unique prefix such as ``00``, or a path)."""
+    p = Path(name)
+    if p.suffix == ".ipynb" and p.exists():
+        return p.resolve()
+    chapters = list_chapters()
+    if name in chapters:
+        return chapters_dir() / f"{name}.ipynb"
+    hits = [c for c in chapters if c.startswith(name)]
+    if len(hits) == 1:
+        return chapters_dir() / f"{hits[0]}.ipynb"
+    if not hits:
+        raise ParameterError(f"no chapter named {name!r}; chapters: {chapters}")
+    raise ParameterError(f"chapter name {name!r} is ambiguous: {hits}")
+
+
+def result_dir(chapter: str, profile: str) -> Path:
+    return repo_root() / "results" / profile / chapter
+
+
+# ---------------------------------------------------------------- the parameters cell
+@dataclass(frozen=True)
+class ParamSpec:
+    """One assignment of a chapter's ``parameters`` cell."""
+
+    name: str
+    default: Any
+    annotation: str | None  # e.g. "int", "str | None"
+    help: str
+
+    @property
+    def types(self) -> tuple[type, ...] | None:
+        """Accepted Python types (``None`` = anything)."""
+        names = _annotation_names(self.annotation) if self.annotation else None
+        if names is None:
+            if self.default is None:
+                return None
+            names = {type(self.default).__name__}
+        table = {"int": int, "float": float, "str": str, "bool": bool, "list": list,
+                 "dict": dict, "tuple": tuple, "None": type(None), "NoneType": type(None)}
+        unknown = names - set(table)
+        if unknown:
+            return None
+        return tuple(table[n] for n in sorted(names))
+
+
+def _annotation_names(annotation: str) -> set[str] | None:
+    try:
+        node = ast.parse(annotation, mode="eval").body
+    except SyntaxError:
+        return None
+
+    def walk(n) -> set[str]:
+        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr):
+            return walk(n.left) | walk(n.right)
+        if isinstance(n, ast.Constant) and n.value is None:
+            return {"None"}
+        if isinstance(n, ast.Name):
+            return {n.id}
+        if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name):
+            if n.value.id == "Optional":
+                return walk(n.slice) | {"None"}
+            if n.value.id == "Union":
+                elts = n.slice.elts if isinstance(n.slice, ast.Tuple) else [n.slice]
+                return set().union(*(walk(e) for e in elts))
+            return {n.value.id}
+        return {"?"}
+
+    return walk(node)
+
+
+def _source(cell) -> str:
+    src = cell["source"]
+    return "".join(src) if isinstance(src, list) else src
+
+
+def read_parameters(notebook: str | Path) -> dict[str, ParamSpec]:
+    """Parse the cell tagged ``parameters`` of ``notebook`` into :class:`ParamSpec` s.
+
+    Only top-level ``name = literal`` and ``name: type = literal`` assignments are
+    allowed there, so that every parameter has a readable default.
+    """
+    nb = json.loads(Path(notebook).read_text())
+    cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ParameterError(f"{notebook}: expected exactly one cell tagged 'parameters', found {len(cells)}")
+    src = _source(cells[0])
+    lines = src.splitlines()
+    specs: dict[str, ParamSpec] = {}
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name, ann = node.targets[0].id, None
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            name, ann = node.target.id, ast.unparse(node.annotation)
+        else:
+            raise ParameterError(f"{notebook}: the parameters cell may hold only assignments, line {node.lineno}")
+        try:
+            default = ast.literal_eval(node.value)
+        except ValueError as e:
+            raise ParameterError(f"{notebook}: parameter {name!r} needs a literal default") from e
+        line = lines[node.lineno - 1]
+        help_ = line.split("#", 1)[1].strip() if "#" in line else ""
+        specs[name] = ParamSpec(name, default, ann, help_)
+    return specs
+
+
+def parse_value(raw: str) -> Any:
+    """A ``-p key=value`` value: a Python literal if it parses as one, else the string."""
+    low = raw.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+
+
+def validate(specs: dict[str, ParamSpec], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Defaults updated with ``overrides``; unknown names and wrong types are :class:`ParameterError`."""
+    params = {k: s.default for k, s in specs.items()}
+    for key, value in overrides.items():
+        if key not in specs:
+            close = difflib.get_close_matches(key, list(specs), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ParameterError(f"unknown parameter {key!r}{hint}; this chapter takes: {', '.join(specs)}")
+        spec = specs[key]
+        types = spec.types
+        if types is not None:
+            if float in types and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+            if not ok:
+                want = " or ".join(t.__name__ for t in types)
+                raise ParameterError(
+                    f"parameter {key!r} must be {want}, got {type(value).__name__} {value!r}"
+                    + (f" ({spec.help})" if spec.help else "")
+                )
+        params[key] = value
+    return params
+
+
+def load_profiles(path: Path | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """``chapters/profiles.yml``: ``{chapter: {profile: {param: value}}}``; ``default`` = the notebook's own defaults."""
+    import yaml
+
+    path = path or chapters_dir() / "profiles.yml"
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    for chapter, profiles in data.items():
+        for prof in profiles or {}:
+            if prof not in PROFILES:
+                raise ParameterError(f"{path}: chapter {chapter!r} has unknown profile {prof!r}; profiles: {PROFILES}")
+    return data
+
+
+def resolve_params(notebook: Path, profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Notebook defaults <- profile <- overrides, validated; ``profile`` is itself a parameter."""
+    if profile not in PROFILES:
+        raise ParameterError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+    specs = read_parameters(notebook)
+    prof = (load_profiles().get(notebook.stem) or {}).get(profile) or {}
+    merged = {**prof, **(overrides or {})}
+    if "profile" in specs:
+        merged.setdefault("profile", profile)
+    return validate(specs, merged)
+
+
+# ------------------------------------------------------------------- provenance
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=repo_root(), capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def code_state() -> dict[str, Any]:
+    """Git SHA, whether library/chapters differ from it, and a hash of that difference."""
+    sha = _git("rev-parse", "HEAD")
+    diff = _git("diff", "HEAD", "--", "lib", "chapters") or ""
+    return {
+        "sha": sha,
+        "dirty": bool(diff),
+        "diff_sha256": hashlib.sha256(diff.encode()).hexdigest()[:16] if diff else None,
+    }
+
+
+def package_versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("dfnb", *_TRACKED_PACKAGES):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device_info(device: str = "cpu") -> dict[str, Any]:
+    info: dict[str, Any] = {"requested": device, "platform": platform.platform(), "cpu_count": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        info["cuda_available"] = torch.cuda.is_available()
+        if str(device).startswith("cuda") and torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    except ImportError:
+        pass
+    return info
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if hasattr(x, "item") and getattr(x, "ndim", 1) == 0:
+        return x.item()
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+# ------------------------------------------------------------------ overwrite guard
+def check_no_overwrite(out_dir: Path, chapter: str, params: dict[str, Any], code: dict[str, Any] | None = None) -> None:
+    """Raise :class:`RunExistsError` if ``out_dir`` holds anything but the same run."""
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return
+    mpath = out_dir / "manifest.json"
+    if not mpath.exists():
+        raise RunExistsError(f"{out_dir} is not empty and holds no manifest.json; refusing to write a run there")
+    old = json.loads(mpath.read_text())
+    code = code or code_state()
+    reasons = []
+    if old.get("chapter") != chapter:
+        reasons.append(f"chapter {old.get('chapter')!r} -> {chapter!r}")
+    old_params = old.get("params", {})
+    new_params = _jsonable(params)
+    for k in sorted(set(old_params) | set(new_params)):
+        if k == "results_dir":
+            continue
+        if old_params.get(k, "<absent>") != new_params.get(k, "<absent>"):
+            reasons.append(f"{k}: {old_params.get(k, '<absent>')!r} -> {new_params.get(k, '<absent>')!r}")
+    old_code = old.get("code", {})
+    if (old_code.get("sha"), old_code.get("diff_sha256")) != (code.get("sha"), code.get("diff_sha256")):
+        reasons.append(f"code {old_code.get('sha')}/{old_code.get('diff_sha256')} -> {code.get('sha')}/{code.get('diff_sha256')}")
+    if reasons:
+        raise RunExistsError(
+            f"{out_dir} holds a different run ({'; '.join(reasons)}). "
+            "Use another output directory, or force (dfnb run --force) to move the old run to results/_archive/."
+        )
+
+
+def archive(out_dir: Path) -> Path | None:
+    """Move an existing run to ``results/_archive/<profile>/<chapter>/<time>/``; return where."""
+    if not out_dir.exists():
+        return None
+    stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    dest = repo_root() / "results" / "_archive" / out_dir.parent.name / out_dir.name / stamp
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(out_dir), dest)
+    return dest
+
+
+# ---------------------------------------------------------------- inside the kernel
+class Run:
+    """What a chapter records.  Create with :func:`start`; call :meth:`finish` last."""
+
+    def __init__(self, chapter: str, params: dict[str, Any], out_dir: Path, glue: bool = True):
+        self.chapter, self.params, self.dir, self._glue = chapter, params, out_dir, glue
+        self.metrics: list[dict[str, Any]] = []
+        self._t0 = time.time()
+        self.manifest: dict[str, Any] = {
+            "chapter": chapter,
+            "profile": params.get("profile"),
+            "params": _jsonable(params),
+            "seed": params.get("seed"),
+            "code": code_state(),
+            "versions": package_versions(),
+            "device": device_info(params.get("device", "cpu")),
+            "start": _now(),
+            "end": None,
+            "status": "running",
+        }
+        _write_json(self.dir / "params.json", params)
+        _write_json(self.dir / "manifest.json", self.manifest)
+
+    # -- recording
+    def metric(self, name: str, value: float, glue: str | None = None, **labels: Any) -> float:
+        """Record one number of this run (labels say which data set, method, split...)."""
+        rec = {"name": name, "value": _jsonable(value), **{k: _jsonable(v) for k, v in labels.items()}}
+        self.metrics.append(rec)
+        _write_json(self.dir / "metrics.json", self.metrics)
+        if glue:
+            self.glue(glue, value)
+        return value
+
+    def glue(self, key: str, value: Any, display: bool = False) -> None:
+        """``myst_nb.glue`` the value so book pages can cite it with ``{glue:}`key```."""
+        if not self._glue:
+            return
+        from myst_nb import glue as _glue
+
+        _glue(key, value, display=display)
+
+    def table(self, name: str, df, index: bool = True):
+        """Write ``tables/<name>.csv`` and return ``df`` for display."""
+        (self.dir / "tables").mkdir(exist_ok=True)
+        df.to_csv(self.dir / "tables" / f"{name}.csv", index=index)
+        return df
+
+    def figure(self, name: str, fig, dpi: int = 110):
+        """Write ``figures/<name>.png`` and return ``fig`` for display."""
+        (self.dir / "figures").mkdir(exist_ok=True)
+        fig.savefig(self.dir / "figures" / f"{name}.png", dpi=dpi, bbox_inches="tight")
+        return fig
+
+    def finish(self) -> dict[str, Any]:
+        """Write end time, wall seconds and peak memory into the manifest."""
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        self.manifest.update(
+            end=_now(),
+            wall_seconds=round(time.time() - self._t0, 2),
+            peak_rss_mb=round(peak_kb / 1024, 1),
+            status="finished",
+            n_metrics=len(self.metrics),
+        )
+        try:
+            import torch
+
+            if torch.cuda.is_available() and str(self.params.get("device", "cpu")).startswith("cuda"):
+                self.manifest["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        except ImportError:
+            pass
+        _write_json(self.dir / "manifest.json", self.manifest)
+        return self.manifest
+
+    def __repr__(self) -> str:
+        c = self.manifest["code"]
+        return f"Run({self.chapter}, profile={self.params.get('profile')}, seed={self.params.get('seed')}, git={str(c['sha'])[:10]}{'+dirty' if c['dirty'] else ''}, dir={self.dir})"
+
+
+def start(chapter: str, *, results_dir: str | None = None, **params: Any) -> Run:
+    """Open the record of a chapter run (call it right after the parameters cell).
+
+    ``params`` are the chapter's parameters (``profile`` and ``seed`` among them);
+    ``results_dir=None`` means ``results/<profile>/<chapter>``.  Seeds Python,
+    NumPy and torch with ``seed``.
+    """
+    profile = params.get("profile", "default")
+    out = Path(results_dir) if results_dir else result_dir(chapter, profile)
+    check_no_overwrite(out, chapter, params)
+    out.mkdir(parents=True, exist_ok=True)
+    if "seed" in params:
+        from dfnb.engine import seed_everything
+
+        seed_everything(int(params["seed"]))
+    return Run(chapter, params, out)
+
+
+# ---------------------------------------------------------------- outside the kernel
+def execute(
+    chapter: str,
+    profile: str = "default",
+    overrides: dict[str, Any] | None = None,
+    out_dir: str | Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+    kernel: str = "python3",
+) -> Path:
+    """Validate, guard, and execute ``chapter`` with papermill; return the run directory."""
+    import papermill as pm
+
+    nb_path = find_chapter(chapter)
+    name = nb_path.stem
+    params = resolve_params(nb_path, profile, overrides)
+    out = Path(out_dir) if out_dir else result_dir(name, profile)
+    if force:
+        moved = archive(out) if out.exists() else None
+        if moved:
+            print(f"dfnb run: moved the earlier run to {moved}", file=sys.stderr)
+    else:
+        check_no_overwrite(out, name, params)
+    out.mkdir(parents=True, exist_ok=True)
+    if "results_dir" in read_parameters(nb_path):
+        params["results_dir"] = str(out)
+    t0 = time.time()
+    executed = out / f"{name}.ipynb"
+    error = None
+    try:
+        pm.execute_notebook(
+            str(nb_path), str(executed), parameters=params, kernel_name=kernel,
+            cwd=str(repo_root()), progress_bar=progress, log_output=False,
+        )
+    except pm.PapermillExecutionError as e:
+        error = e
+    mpath = out / "manifest.json"
+    manifest = json.loads(mpath.read_text()) if mpath.exists() else {"chapter": name, "params": _jsonable(params)}
+    manifest["chapter_sha256"] = hashlib.sha256(nb_path.read_bytes()).hexdigest()[:16]
+    manifest["runner"] = {
+        "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("dfnb") else None,
+        "executed_notebook": executed.name,
+        "wall_seconds": round(time.time() - t0, 2),
+        "kernel_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        "papermill": pm.__version__,
+        "error": None if error is None else f"{error.ename}: {error.evalue}",
+    }
+    if error is not None:
+        manifest["status"] = "failed"
+    _write_json(mpath, manifest)
+    if error is not None:
+        raise error
+    return out
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="execute a chapter into results/<profile>/<chapter>/")
+    p.add_argument("chapter", nargs="?", help="chapter name or prefix (e.g. 00_tour or 00); --list shows them")
+    p.add_argument("--profile", default="default", choices=PROFILES)
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
+    p.add_argument("--out", default=None, help="run directory (default results/<profile>/<chapter>)")
+    p.add_argument("--force", action="store_true", help="move a different earlier run to results/_archive/ first")
+    p.add_argument("--list", action="store_true", help="list chapters and their parameters")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args) -> int:
+    if args.list or not args.chapter:
+        for ch in list_chapters():
+            print(ch)
+            for s in read_parameters(chapters_dir() / f"{ch}.ipynb").values():
+                print(f"    {s.name} = {s.default!r}" + (f"    # {s.help}" if s.help else ""))
+        return 0
+    overrides = {}
+    for kv in args.param:
+        if "=" not in kv:
+            raise ParameterError(f"-p expects KEY=VALUE, got {kv!r}")
+        k, v = kv.split("=", 1)
+        overrides[k.strip()] = parse_value(v)
+    out = execute(args.chapter, args.profile, overrides, out_dir=args.out, force=args.force)
+    print(out)
+    return 0

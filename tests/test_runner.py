@@ -1,0 +1,128 @@
+"""The chapter runner: parameter validation, the manifest, and the no-overwrite rule."""
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from dfnb import runner
+
+PARAMS_CELL = '''profile = "default"  # smoke|default|paper
+seed: int = 0  # random seed
+lr = 0.001
+n_videos = 4
+data_root: str | None = None  # path to a real data set
+live_viewers = False
+results_dir = None'''
+
+BODY = '''import dfnb.runner, pandas as pd, matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+run = dfnb.runner.start("01_toy", profile=profile, seed=seed, lr=lr, n_videos=n_videos,
+                        data_root=data_root, live_viewers=live_viewers, results_dir=results_dir)
+import numpy as np
+x = float(np.random.rand())
+run.metric("draw", x, dataset="none")
+run.metric("lr_times_n", lr * n_videos)
+run.table("t", pd.DataFrame({"a": [1, 2]}))
+fig, ax = plt.subplots(); ax.plot([0, 1]); run.figure("line", fig)
+run.finish()'''
+
+
+@pytest.fixture()
+def book(tmp_path, monkeypatch):
+    """A throw-away book root with one chapter, in its own git repository."""
+    (tmp_path / "_config.yml").write_text("title: t\n")
+    ch = tmp_path / "chapters"
+    ch.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Toy"),
+        nbformat.v4.new_code_cell(PARAMS_CELL, metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(BODY),
+    ]
+    nbformat.write(nb, ch / "01_toy.ipynb")
+    (ch / "profiles.yml").write_text("01_toy:\n  smoke:\n    n_videos: 1\n")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init", "--allow-empty"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "ch"], cwd=tmp_path, check=True)
+    monkeypatch.setenv("DFNB_ROOT", str(tmp_path))
+    return tmp_path
+
+
+def test_read_parameters_types_and_help(book):
+    specs = runner.read_parameters(book / "chapters" / "01_toy.ipynb")
+    assert list(specs) == ["profile", "seed", "lr", "n_videos", "data_root", "live_viewers", "results_dir"]
+    assert specs["seed"].types == (int,) and specs["seed"].help == "random seed"
+    assert set(specs["data_root"].types) == {str, type(None)}
+    assert specs["lr"].types == (float,) and specs["results_dir"].types is None
+
+
+def test_validate_rejects_unknown_and_ill_typed(book):
+    specs = runner.read_parameters(book / "chapters" / "01_toy.ipynb")
+    with pytest.raises(runner.ParameterError, match=r"unknown parameter 'sede'.*did you mean seed"):
+        runner.validate(specs, {"sede": 1})
+    with pytest.raises(runner.ParameterError, match=r"'seed' must be int, got str"):
+        runner.validate(specs, {"seed": "one"})
+    with pytest.raises(runner.ParameterError, match=r"'n_videos' must be int, got bool"):
+        runner.validate(specs, {"n_videos": True})
+    with pytest.raises(runner.ParameterError, match=r"'data_root' must be NoneType or str, got int"):
+        runner.validate(specs, {"data_root": 3})
+    ok = runner.validate(specs, {"lr": 1, "data_root": "/x", "results_dir": "/y"})
+    assert ok["lr"] == 1.0 and isinstance(ok["lr"], float) and ok["data_root"] == "/x" and ok["seed"] == 0
+
+
+def test_parse_value():
+    assert runner.parse_value("3") == 3 and runner.parse_value("1e-3") == 1e-3
+    assert runner.parse_value("true") is True and runner.parse_value("None") is None
+    assert runner.parse_value("[1, 2]") == [1, 2] and runner.parse_value("/data/ff++") == "/data/ff++"
+
+
+def test_profiles_merge_and_unknown_profile(book):
+    nb = book / "chapters" / "01_toy.ipynb"
+    assert runner.resolve_params(nb, "smoke")["n_videos"] == 1
+    assert runner.resolve_params(nb, "smoke", {"n_videos": 7})["n_videos"] == 7
+    assert runner.resolve_params(nb, "default")["n_videos"] == 4
+    with pytest.raises(runner.ParameterError, match="unknown profile 'quick'"):
+        runner.resolve_params(nb, "quick")
+    with pytest.raises(runner.ParameterError, match="no chapter named 'zz'"):
+        runner.find_chapter("zz")
+
+
+def test_execute_writes_record_and_never_overwrites_a_different_run(book):
+    out = runner.execute("01", "smoke", {"seed": 3}, progress=False)
+    assert out == book / "results" / "smoke" / "01_toy"
+    names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert {"01_toy.ipynb", "params.json", "manifest.json", "metrics.json", "tables/t.csv", "figures/line.png"} <= names
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["status"] == "finished" and m["seed"] == 3 and m["profile"] == "smoke"
+    assert len(m["code"]["sha"]) == 40 and m["code"]["dirty"] is False
+    assert m["versions"]["torch"] and m["versions"]["python"]
+    assert m["device"]["requested"] == "cpu" and m["peak_rss_mb"] > 10 and m["end"] >= m["start"]
+    assert m["runner"]["error"] is None and m["runner"]["wall_seconds"] > 0
+    params = json.loads((out / "params.json").read_text())
+    assert params["n_videos"] == 1 and params["seed"] == 3
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics[1] == {"name": "lr_times_n", "value": pytest.approx(0.001)}
+    first_draw = metrics[0]["value"]
+
+    # the same run again replaces it, with the same seeded number
+    runner.execute("01", "smoke", {"seed": 3}, progress=False)
+    assert json.loads((out / "metrics.json").read_text())[0]["value"] == first_draw
+    # a different run is refused, and the old record is intact
+    with pytest.raises(runner.RunExistsError, match=r"seed: 3 -> 4"):
+        runner.execute("01", "smoke", {"seed": 4}, progress=False)
+    assert json.loads((out / "params.json").read_text())["seed"] == 3
+    # --force archives the old run first
+    runner.execute("01", "smoke", {"seed": 4}, force=True, progress=False)
+    archived = list((book / "results" / "_archive" / "smoke" / "01_toy").glob("*/params.json"))
+    assert len(archived) == 1 and json.loads(archived[0].read_text())["seed"] == 3
+
+
+def test_cli_reports_bad_parameter(book):
+    env_py = sys.executable
+    r = subprocess.run([env_py, "-m", "dfnb.cli", "run", "01_toy", "-p", "seed=x"], capture_output=True, text=True, cwd=book)
+    assert r.returncode != 0 and "'seed' must be int" in r.stderr
