@@ -292,3 +292,19 @@ def test_pivot_is_complete_ordered_and_labelled():
     assert "Fig. 6" in papers.pivot("prle", "fig6").attrs["source"]
     assert papers.pivot("focus", "IV", columns="setting").shape == (6, 9)
     assert set(papers.PAPERS) == {"dadf", "prle", "focus"}
+
+
+def test_garbled_and_odd_cells_are_flagged():
+    t3 = papers.load_table("dadf", 3)
+    garbled = t3[t3.note.str.contains("decimal point lost")]
+    assert sorted(garbled.value) == [53.2, 53.4, 63.21]
+    assert (garbled.method == "DADF").all()
+    # Table 4's detection ACC (caption: FF++ (HQ)) repeats Table 2's FF++ (LQ) averages; the note says so.
+    for method, t2 in (("SAM", "SAM"), ("SAM + Multiscale Adapter + RGA", "DADF")):
+        assert papers.paper_value("dadf", 4, method=method, metric="ACC") == \
+            papers.paper_value("dadf", 2, method=t2, metric="ACC", test_set="Average")
+    t4 = papers.load_table("dadf", 4)
+    assert t4[(t4.metric == "ACC") & t4.note.str.contains("Table 2")].method.tolist() == \
+        ["SAM", "SAM + Multiscale Adapter + RGA"]
+    daggers = papers.load_table("focus", "VII").note.str.contains("†").sum()
+    assert daggers == 2 + 6 + 4  # MADD, GFFD, UIA-ViT
