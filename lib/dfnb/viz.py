@@ -81,7 +81,7 @@ def overlay(image: np.ndarray, mask: np.ndarray, color=PRED_COLOR, opacity: floa
     alpha = (opacity * m)[..., None]
     out = image.astype(np.float32) * (1 - alpha) + np.asarray(color, np.float32) * alpha
     out = np.clip(out, 0, 255).astype(np.uint8)
-    if threshold is not None and m.any():
+    if threshold is not None and opacity > 0 and m.any():
         contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(out, contours, -1, tuple(int(c) for c in color), 1)
     return out
