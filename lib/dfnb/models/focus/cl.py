@@ -10,7 +10,7 @@ pi_i = softmax([s^rgb_i, s^aux_i]).
 
 Hard selection with gradients.  g_i = one_hot(argmax_j (log pi_ij + G_ij)), G ~ Gumbel(0, 1), with the
 straight-through estimator: forward uses g_i (exactly 0/1), backward uses the gradient of the relaxed
-softmax((log pi_i + G_i) / tau).  This is ``torch.nn.functional.gumbel_softmax(hard=True)``.  S_i = g_i[aux] is
+softmax((log pi_i + G_i) / tau) (``torch.nn.functional.gumbel_softmax(hard=True)`` up to float rounding).  S_i = g_i[aux] is
 the binary substitution mask: 1 means the RGB token at i is replaced by the auxiliary (Sobel) token.
 In ``eval()`` the noise is dropped (deterministic argmax of pi, still straight-through) so that maps are
 reproducible; ``gumbel_at_eval=True`` keeps the noise.
@@ -37,15 +37,17 @@ def hard_gumbel_select(scores: torch.Tensor, tau: float = 1.0, noise: bool = Tru
 
     The scores are soft-maxed over the last axis first (the paper's competition), then a hard Gumbel-softmax
     sample is drawn from that categorical distribution (``noise=False``: plain argmax, still straight-through).
+    The result is ``hard + (soft - soft.detach())``: its forward value is exactly 0 or 1 (x - x == 0 in
+    floating point, unlike ``hard - soft.detach() + soft``) and its gradient is that of the relaxed sample.
     """
     if tau <= 0:
         raise ValueError(f"tau must be > 0; got {tau}")
-    logp = F.log_softmax(scores, dim=-1)
-    if noise:
-        return F.gumbel_softmax(logp, tau=tau, hard=True, dim=-1)
-    soft = F.softmax(logp / tau, dim=-1)
+    logits = F.log_softmax(scores, dim=-1)
+    if noise:  # Gumbel(0, 1) = -log(Exp(1))
+        logits = logits - torch.empty_like(logits).exponential_().log()
+    soft = F.softmax(logits / tau, dim=-1)
     hard = F.one_hot(soft.argmax(dim=-1), scores.shape[-1]).to(soft.dtype)
-    return hard - soft.detach() + soft
+    return hard + (soft - soft.detach())
 
 
 class ComplementaryLearning(nn.Module):

@@ -42,6 +42,11 @@ def _check_pair(fake: torch.Tensor, pristine: torch.Tensor) -> None:
                          "comparison-based maps need pixel-aligned pairs")
 
 
+def _device_of(model) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 def zero_real(maps: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
     """Set the maps (B, 1, H, W) of real faces (label 0) to zero; ``label=None`` leaves them alone."""
     if label is None:
@@ -142,10 +147,8 @@ def cam_maps(model, images: torch.Tensor, label: torch.Tensor | None = None, met
     fn = next((getattr(cam_mod, n) for n in names[method] if hasattr(cam_mod, n)), None)
     if fn is None:
         raise AttributeError(f"dfnb.cam has none of {names[method]}")
-    m = fn(model, images, target_class=target_class, **cam_kwargs)
-    if isinstance(fn, type):  # a class: build then call
-        m = m(images)
-    m = torch.as_tensor(m, dtype=torch.float32, device=images.device)
+    m = fn(model, images.to(_device_of(model)), target_class=target_class, **cam_kwargs)
+    m = torch.as_tensor(m, dtype=torch.float32).to(images.device)
     if m.ndim == 3:
         m = m.unsqueeze(1)
     m = normalize_map(m.detach())
@@ -166,7 +169,7 @@ def focus_maps(model, images: torch.Tensor, label: torch.Tensor | None = None, v
     was_training = model.training
     model.eval()
     try:
-        m = model(images)[keys[variant]].float()
+        m = model(images.to(_device_of(model)))[keys[variant]].float().to(images.device)
     finally:
         model.train(was_training)
     m = normalize_map(resize_map(m, size or tuple(images.shape[-2:])))
