@@ -1,0 +1,148 @@
+"""Static fusion of a detector zoo's attention maps into one primary-region map (PRLE, Sec. III-B).
+
+Input everywhere: ``maps`` of shape (D, H, W) or (B, D, H, W), one normalised Grad-CAM map per
+zoo member (D = zoo size T in the paper), values in [0, 1].  Output: (H, W) or (B, H, W).
+NumPy in gives NumPy out; torch in gives torch out.
+
+Our reading of the equations
+----------------------------
+Eq. 6 (average fusion).  ``s(x) = mean_j A_j(x)`` over the D maps at the same pixel;
+``A^(x) = s(x) if s(x) > tau1 else 0``.  Strict ``>``.  Paper: tau1 = 0.3.
+
+Eq. 7 (neighbouring indicator).  With N(x) the neighbours of x (here the (2r+1)^2 - 1 pixels of a
+square window around x, the centre itself excluded, pixels outside the image left out of both the
+sum and |N|)::
+
+    g(x) = 1  if there exist maps j, k (j = k allowed) with
+              (1/|N|) * sum_{a in N(x)} |A_j(a) - A_k(x)|  >  lambda
+           0  otherwise
+
+i.e. the mean absolute gap between the neighbourhood in one map and the centre in another map.
+The prose says "if a neighbour receives *more* attention, x is of interest too", which suggests a
+one-sided difference, but the printed formula has an absolute value; we follow the formula.
+Paper: lambda = 0.15.
+
+Eq. 8 (neighbouring value).  ``A^(x) = max_{j, n in N(x)} A_j(n)`` where g(x) = 1, else 0:
+the largest attention any zoo member gives to any neighbour.
+
+How Eq. 6 and Eq. 7-8 combine is not spelled out.  The text says the neighbouring method
+"expands the regions based on the average fused maps with a higher tau1", so by default
+(``base="average"``) we take the pixel-wise maximum of the Eq. 6 map (with ``tau1``) and the
+Eq. 8 map: every pixel kept by the average stays, pixels flagged by Eq. 7 are added (or raised) to
+their neighbourhood maximum.  ``base=None`` gives Eq. 7-8 alone, literally (then a pixel where
+all maps agree to within lambda is zeroed even when its attention is high).
+
+The binary primary-region mask is Eq. 4 applied to the fused map: ``M_b = A^ > 0``
+(:func:`binary_mask`).
+
+What the authors' released code does differently (see ../shared/papers/NOTES.md): it uses only
+the average fusion (zero below 0.3) and switches the neighbouring fusion off.  That variant is
+``FUSIONS["released_code"]``; the paper's is ``FUSIONS["paper"]``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["average_fusion", "neighbouring_fusion", "fuse", "binary_mask", "FUSIONS"]
+
+#: Named fusion settings: (function name, keyword arguments).
+FUSIONS = {
+    "paper": ("neighbouring", {"lam": 0.15, "tau1": 0.3}),
+    "released_code": ("average", {"tau1": 0.3}),
+}
+
+
+def _as_bdhw(maps) -> tuple[torch.Tensor, bool, bool]:
+    """(D,H,W) or (B,D,H,W) array/tensor -> float32 (B,D,H,W) tensor, was_numpy, was_unbatched."""
+    was_numpy = isinstance(maps, np.ndarray)
+    t = torch.as_tensor(maps)
+    if t.ndim not in (3, 4):
+        raise ValueError(f"maps must have shape (D, H, W) or (B, D, H, W), got {tuple(t.shape)}")
+    unbatched = t.ndim == 3
+    if unbatched:
+        t = t.unsqueeze(0)
+    if t.shape[1] < 1:
+        raise ValueError("maps holds no detector map (D = 0)")
+    t = t.float()
+    if torch.isnan(t).any():
+        raise ValueError("maps contain NaN")
+    if t.numel() and (t.min() < 0 or t.max() > 1):
+        raise ValueError(f"attention maps must lie in [0, 1], got range [{t.min():.3g}, {t.max():.3g}]")
+    return t, was_numpy, unbatched
+
+
+def _out(t: torch.Tensor, was_numpy: bool, unbatched: bool):
+    if unbatched:
+        t = t[0]
+    return t.numpy() if was_numpy else t
+
+
+def average_fusion(maps, tau1: float = 0.3):
+    """Eq. 6: mean over the zoo, zeroed where the mean is not above ``tau1``.
+
+    maps: (D,H,W) or (B,D,H,W) in [0,1] -> (H,W) or (B,H,W).
+    """
+    t, was_numpy, unbatched = _as_bdhw(maps)
+    s = t.mean(dim=1)
+    return _out(torch.where(s > tau1, s, torch.zeros_like(s)), was_numpy, unbatched)
+
+
+def _neighbours(t: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """t (B,D,H,W) -> neighbour values (B,D,K,H,W) and validity (1,1,K,H,W), centre excluded."""
+    B, D, H, W = t.shape
+    k = 2 * radius + 1
+    vals = F.unfold(t.reshape(B * D, 1, H, W), k, padding=radius).reshape(B, D, k * k, H, W)
+    valid = F.unfold(torch.ones(1, 1, H, W, dtype=t.dtype), k, padding=radius).reshape(1, 1, k * k, H, W)
+    keep = [i for i in range(k * k) if i != (k * k) // 2]
+    return vals[:, :, keep], valid[:, :, keep]
+
+
+def neighbouring_fusion(maps, lam: float = 0.15, tau1: float = 0.3, radius: int = 1, base: str | None = "average"):
+    """Eq. 7-8 neighbouring fusion, by default on top of the Eq. 6 average map.
+
+    maps: (D,H,W) or (B,D,H,W) in [0,1] -> (H,W) or (B,H,W).
+    lam: lambda of Eq. 7.  tau1: threshold of the Eq. 6 base map (unused when ``base=None``).
+    radius: neighbourhood half-width (1 -> the 8-neighbourhood).
+    base: "average" -> max(Eq. 6 map, Eq. 8 map); None -> Eq. 8 map alone.
+    """
+    if radius < 1:
+        raise ValueError(f"radius must be >= 1, got {radius}")
+    if base not in ("average", None):
+        raise ValueError(f"base must be 'average' or None, got {base!r}")
+    t, was_numpy, unbatched = _as_bdhw(maps)
+    nb, valid = _neighbours(t, radius)  # (B,D,K,H,W), (1,1,K,H,W)
+    count = valid.sum(dim=2)  # (1,1,H,W) = |N(x)|
+    B, D, H, W = t.shape
+    g = torch.zeros(B, H, W, dtype=torch.bool)
+    for k in range(D):  # centre map
+        centre = t[:, k : k + 1, None]  # (B,1,1,H,W)
+        gap = ((nb - centre).abs() * valid).sum(dim=2) / count  # (B,D,H,W): one value per map j
+        g |= (gap > lam).any(dim=1)
+    neigh_max = nb.amax(dim=(1, 2))  # zero padding is harmless: maps are >= 0
+    out = torch.where(g, neigh_max, torch.zeros_like(neigh_max))
+    if base == "average":
+        s = t.mean(dim=1)
+        out = torch.maximum(out, torch.where(s > tau1, s, torch.zeros_like(s)))
+    return _out(out, was_numpy, unbatched)
+
+
+def fuse(maps, method: str = "paper", **kwargs):
+    """Fuse with a named setting ("paper", "released_code") or a function name ("average",
+    "neighbouring"); ``kwargs`` override that setting's parameters."""
+    if method in FUSIONS:
+        method, params = FUSIONS[method]
+        kwargs = {**params, **kwargs}
+    if method == "average":
+        return average_fusion(maps, **kwargs)
+    if method == "neighbouring":
+        return neighbouring_fusion(maps, **kwargs)
+    raise ValueError(f"unknown fusion {method!r}; use one of {sorted(FUSIONS) + ['average', 'neighbouring']}")
+
+
+def binary_mask(fused_map):
+    """Eq. 4: 1 where the (fused) attention is positive, else 0; same shape and kind as the input."""
+    if isinstance(fused_map, np.ndarray):
+        return (fused_map > 0).astype(np.float32)
+    return (fused_map > 0).float()
