@@ -170,7 +170,7 @@ def test_vit_shapes_both_cams(kw, prefix):
     [
         ("resnet18", "layer4", 64),
         ("efficientnet_b0", "bn2", 64),
-        ("legacy_xception", "act4", 96),
+        ("legacy_xception", "act4", 64),
     ],
 )
 def test_default_target_layer_cnn_families(name, expected, size):
