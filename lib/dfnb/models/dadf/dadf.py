@@ -1,0 +1,235 @@
+"""DADF, "Detect Any Deepfakes" (Lai, Luo, Yu): the full model, registered as ``dadf``.
+
+Pipeline (Fig. 2; all SAM parts from ``segment-anything``)::
+
+    images (B,3,H,W) in [0,1] --resize to S, SAM-normalise-->
+    frozen SAM ViT blocks, a Multiscale Adapter after each  (adapter.py)   Z_tran (B,g,g,D)
+    frozen SAM neck -> linear Task Head T                   (heads.py)     F      (B,C,g,g)
+    RGA: second pass on noisy images, S=|F_gau-F|, Eq. 6    (rga.py)       F_fin  (B,C,g,g)
+    prompt-free SAM mask decoder (no points/boxes/mask)                    M      (B,1,4g,4g)
+    GAP(sigmoid M) + FC                                     (heads.py)     logit  (B,)
+
+``L = L_seg + lambda_rec * L_rec + lambda_cls * L_cls`` (Eq. 8, both lambdas 0.1).
+``L_seg`` is pixel BCE against ``batch["mask"]`` (the paper names no segmentation loss;
+``seg_loss="bce+dice"`` adds a soft Dice term per image), ``L_cls`` BCE on ``batch["label"]``,
+``L_rec`` Eq. 7 on the noised samples that ``rec_on`` selects (rga.py).
+
+Trainable: adapters, task head, RGA enhancer, mask decoder, classification head (Fig. 2).
+Frozen: SAM's image encoder (patch embedding, blocks, neck) and prompt encoder, and the parts
+of the decoder that prompt-free single-mask decoding never uses (IoU head, the hypernetwork
+MLPs of the three multimask outputs).  The
+baselines (baselines.py) reuse this class with other switches.
+
+Prompt-free decoding: the decoder gets no sparse prompt tokens (or ``prompt_tokens``
+learnable ones, for the ``sam_prompt`` baseline) and the "no mask" dense embedding; its
+single-mask output token (SAM's token 0) is the forgery mask.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dfnb.models.dadf.adapter import AdaptedEncoder, build_adapters
+from dfnb.models.dadf.heads import MaskClassificationHead, TaskHead
+from dfnb.models.dadf.rga import NOISE_STD, REC_ON, ReconstructionGuidedAttention, noise_mask, reconstruction_loss
+from dfnb.models.dadf.sam import OFFICIAL_TYPES, count_parameters, load_sam, trainable_parameter_share
+from dfnb.registry import register_model
+
+__all__ = ["DADF", "dadf", "make_sam", "trainable_parameter_share", "count_parameters"]
+
+
+class DADF(nn.Module):
+    """SAM + Multiscale Adapters + RGA + prompt-free decoder + mask classification head.
+
+    Args:
+        sam: a ``segment_anything.modeling.Sam`` (see :func:`make_sam`).
+        adapter: ``"multiscale"``, ``"B"``, ``"C"``, ``"D"`` or ``None`` (no adapters).
+        adapter_dim: branch width (default: encoder width / 5, Fig. 3).
+        adapter_position: ``"after"`` each block (text) or ``"before"`` (Eq. 1).
+        rga: use Reconstruction Guided Attention and ``L_rec``.
+        rec_on: ``"real"`` | ``"fake"`` | ``"all"``: the samples ``L_rec`` is computed on (Table 6).
+        lambda_rec, lambda_cls: loss weights (Eq. 8).
+        noise_std, noise_p: RGA white noise (std 1e-3 = variance 1e-6) and the share of training
+            samples that get it.  eval_noise_seed: seed of the one noise image used at evaluation.
+        softmax_over: RGA softmax axis, ``"spatial"`` or ``"channel"`` (rga.py).
+        freeze_encoder: freeze SAM's image encoder (False = full fine-tuning baseline).
+        prompt_tokens: number of learnable sparse prompt tokens fed to the decoder (0 = none).
+        seg_loss: ``"bce"`` or ``"bce+dice"``.
+        cls_hidden: hidden width of the classification head.
+    """
+
+    def __init__(self, sam: nn.Module, adapter: str | None = "multiscale", adapter_dim: int | None = None,
+                 adapter_position: str = "after", rga: bool = True, rec_on: str = "real",
+                 lambda_rec: float = 0.1, lambda_cls: float = 0.1, noise_std: float = NOISE_STD,
+                 noise_p: float = 0.5, eval_noise_seed: int = 0, softmax_over: str = "spatial",
+                 freeze_encoder: bool = True, prompt_tokens: int = 0, seg_loss: str = "bce",
+                 cls_hidden: int = 16) -> None:
+        super().__init__()
+        if rec_on not in REC_ON:
+            raise ValueError(f"rec_on must be one of {REC_ON}, got {rec_on!r}")
+        if seg_loss not in ("bce", "bce+dice"):
+            raise ValueError(f"seg_loss must be 'bce' or 'bce+dice', got {seg_loss!r}")
+        enc = sam.image_encoder
+        dim, out = enc.patch_embed.proj.out_channels, sam.mask_decoder.transformer_dim
+        self.config: dict[str, Any] = dict(getattr(sam, "config", {}))
+        self.encoder = AdaptedEncoder(enc, build_adapters(dim, len(enc.blocks), adapter, adapter_dim),
+                                      adapter_position)
+        self.prompt_encoder = sam.prompt_encoder
+        self.mask_decoder = sam.mask_decoder
+        self.register_buffer("pixel_mean", sam.pixel_mean.clone(), persistent=False)
+        self.register_buffer("pixel_std", sam.pixel_std.clone(), persistent=False)
+        self.task_head = TaskHead(out)
+        self.rga = ReconstructionGuidedAttention(out, softmax_over) if rga else None
+        self.cls_head = MaskClassificationHead(cls_hidden)
+        self.prompt = nn.Parameter(torch.randn(1, prompt_tokens, out) * 0.02) if prompt_tokens > 0 else None
+        self.adapter, self.rec_on, self.seg_loss = adapter, rec_on, seg_loss
+        self.lambda_rec, self.lambda_cls = float(lambda_rec), float(lambda_cls)
+        self.noise_std, self.noise_p, self.eval_noise_seed = float(noise_std), float(noise_p), int(eval_noise_seed)
+        for p in enc.parameters():
+            p.requires_grad_(not freeze_encoder)
+        for p in self.prompt_encoder.parameters():
+            p.requires_grad_(False)
+        # Prompt-free decoding reads SAM's single-mask output only: the IoU head and the three
+        # multimask hypernetwork MLPs cannot change it, so they are frozen (not counted as trainable).
+        unused = [self.mask_decoder.iou_prediction_head, *self.mask_decoder.output_hypernetworks_mlps[1:]]
+        for p in (q for mod in unused for q in mod.parameters()):
+            p.requires_grad_(False)
+
+    @property
+    def img_size(self) -> int:
+        return self.encoder.encoder.img_size
+
+    # ------------------------------------------------------------------ forward
+    def _noise(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(noised (B,) bool, noise for the noised samples (n, 3, S, S))."""
+        b = x.shape[0]
+        if self.training:
+            noised = noise_mask(b, self.noise_p, x.device)
+            return noised, torch.randn_like(x[noised]) * self.noise_std
+        g = torch.Generator().manual_seed(self.eval_noise_seed)
+        one = torch.randn((1, *x.shape[1:]), generator=g).to(x.device, x.dtype) * self.noise_std
+        return torch.ones(b, dtype=torch.bool, device=x.device), one.expand(b, -1, -1, -1)
+
+    def encode(self, x01: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] at the encoder size ``(B, 3, S, S)`` -> ``F = T(Phi(x))`` ``(B, C, g, g)``."""
+        return self.task_head(self.encoder((x01 - self.pixel_mean) / self.pixel_std))
+
+    def decode(self, feats: torch.Tensor) -> torch.Tensor:
+        """Prompt-free SAM decoding: ``(B, C, g, g)`` -> mask logits ``(B, 1, 4g, 4g)``."""
+        from dfnb.models.dadf.sam import decode_masks
+
+        b, c = feats.shape[:2]
+        sparse = self.prompt.expand(b, -1, -1) if self.prompt is not None else feats.new_zeros(b, 0, c)
+        dense = self.prompt_encoder.no_mask_embed.weight.view(1, c, 1, 1).expand(b, c, *feats.shape[-2:])
+        pe = self.prompt_encoder.pe_layer(feats.shape[-2:]).unsqueeze(0)
+        masks, _ = decode_masks(self.mask_decoder, feats, pe, sparse, dense)
+        return masks[:, :1]
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images ``(B, 3, H, W)`` float in [0, 1] -> dict:
+
+        ``logit (B,)``, ``mask_logit (B, 1, H, W)``, ``features (B, C, g, g)`` (``F_final``),
+        ``attention (B, 1, g, g)`` (RGA attention averaged over channels; absent without RGA),
+        and for the losses ``feat_clean``/``feat_noisy (B, C, g, g)`` and ``noised (B,)``.
+        """
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
+        h, w = images.shape[-2:]
+        s = self.img_size
+        x = images if (h, w) == (s, s) else F.interpolate(images, size=(s, s), mode="bilinear", align_corners=False)
+        b = x.shape[0]
+        out: dict[str, torch.Tensor] = {}
+        if self.rga is not None:
+            noised, noise = self._noise(x)
+            both = self.encode(torch.cat([x, x[noised] + noise]))  # one batch: B clean + n noisy
+            f = both[:b]
+            idx = torch.arange(b, device=x.device)
+            idx[noised] = b + torch.arange(int(noised.sum()), device=x.device)
+            f_gau = both[idx]  # = f for samples without noise
+            feats, attn = self.rga(f, f_gau)
+            out.update(feat_clean=f, feat_noisy=f_gau, noised=noised, attention=attn.mean(1, keepdim=True))
+        else:
+            feats = self.encode(x)
+        low = self.decode(feats)
+        out["logit"] = self.cls_head(low)
+        out["mask_logit"] = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
+        out["features"] = feats
+        return out
+
+    # ------------------------------------------------------------------ losses
+    def losses(self, out: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """``{"loss", "seg", "rec", "cls"}``: Eq. 8 (``loss`` differentiable, parts detached)."""
+        for k in ("mask", "label"):
+            if k not in batch:
+                raise KeyError(f"DADF.losses needs batch[{k!r}]")
+        logits = out["mask_logit"]
+        mask = batch["mask"].to(logits.device, logits.dtype)
+        if mask.shape != logits.shape:
+            raise ValueError(f"batch['mask'] is {tuple(mask.shape)} but the predicted mask is {tuple(logits.shape)}")
+        seg = F.binary_cross_entropy_with_logits(logits, mask)
+        if self.seg_loss == "bce+dice":
+            p = logits.sigmoid().flatten(1)
+            t = mask.flatten(1)
+            seg = seg + (1 - (2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)).mean()
+        label = batch["label"].to(logits.device).view(-1)
+        cls = F.binary_cross_entropy_with_logits(out["logit"], label.float())
+        if self.rga is not None:
+            rec = reconstruction_loss(out["feat_clean"], out["feat_noisy"], label, out["noised"], self.rec_on)
+        else:
+            rec = logits.new_zeros(())
+        loss = seg + self.lambda_rec * rec + self.lambda_cls * cls
+        return {"loss": loss, "seg": seg.detach(), "rec": rec.detach(), "cls": cls.detach()}
+
+
+# ---------------------------------------------------------------------- factories
+
+def make_sam(model_type: str | None = None, sam_checkpoint: str | None = None, micro_sam_path: str | None = None,
+             img_size: int | None = None) -> nn.Module:
+    """The SAM a factory starts from.
+
+    - ``sam_checkpoint`` given: Meta's checkpoint; ``model_type`` (``vit_b``/``vit_l``/``vit_h``)
+      is checked against it, or inferred from it when ``None`` (a dfnb micro-SAM file is
+      recognised too).  Default ``img_size`` 1024.
+    - otherwise micro-SAM (``model_type`` ``None`` or ``"micro"``): from ``micro_sam_path`` when
+      given, else randomly initialised with a warning.  Default ``img_size`` 128.
+    - an official ``model_type`` without a checkpoint: random weights, with a warning.
+    """
+    if sam_checkpoint is not None:
+        if model_type == "micro":
+            raise ValueError("sam_checkpoint is for Meta's vit_b/vit_l/vit_h checkpoints; "
+                             "pass a micro-SAM file as micro_sam_path")
+        if micro_sam_path is not None:
+            raise ValueError("give sam_checkpoint or micro_sam_path, not both")
+        return load_sam(model_type, sam_checkpoint, img_size)
+    model_type = model_type or "micro"
+    if model_type == "micro":
+        if micro_sam_path is not None:
+            return load_sam("micro", micro_sam_path, img_size)
+        warnings.warn("micro-SAM is randomly initialised (micro_sam_path=None): run the micro-SAM "
+                      "pretraining chapter and pass its checkpoint as micro_sam_path", stacklevel=3)
+        return load_sam("micro", None, img_size)
+    if model_type in OFFICIAL_TYPES:
+        if micro_sam_path is not None:
+            raise ValueError(f"micro_sam_path is for model_type='micro', not {model_type!r}")
+        warnings.warn(f"SAM {model_type} is randomly initialised: pass sam_checkpoint=PATH to Meta's "
+                      "checkpoint", stacklevel=3)
+    return load_sam(model_type, None, img_size)
+
+
+@register_model("dadf")
+def dadf(img_size: int | None = None, sam_checkpoint: str | None = None, model_type: str | None = None,
+         micro_sam_path: str | None = None, adapter: str | None = "multiscale", rga: bool = True,
+         rec_on: str = "real", lambda_rec: float = 0.1, lambda_cls: float = 0.1, device: str = "cpu",
+         **kwargs: Any) -> DADF:
+    """DADF on micro-SAM (default, 128 px) or on an official SAM (``sam_checkpoint=PATH``).
+
+    Other keyword arguments go to :class:`DADF` (``adapter_dim``, ``adapter_position``,
+    ``noise_p``, ``softmax_over``, ``seg_loss`` ...).
+    """
+    sam = make_sam(model_type, sam_checkpoint, micro_sam_path, img_size)
+    return DADF(sam, adapter=adapter, rga=rga, rec_on=rec_on, lambda_rec=lambda_rec,
+                lambda_cls=lambda_cls, **kwargs).to(device)

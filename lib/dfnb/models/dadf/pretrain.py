@@ -1,0 +1,233 @@
+"""Pretraining micro-SAM on promptable segmentation (point and box prompts).
+
+No SAM checkpoint may be downloaded by default, so the book trains its own small SAM the way
+SAM itself was trained, on a much smaller task: given an image and one prompt (a positive
+point inside a part, or that part's bounding box) predict the part's mask.  The chapter feeds
+it the synthetic faces' part and object masks; this module takes any iterable of
+``(image, [mask, mask, ...])``.
+
+Per step, for each image a non-empty part mask is drawn; with probability ``box_prob`` the
+prompt is its box (jittered by up to ``box_jitter`` of the box side per edge), otherwise one
+positive point drawn uniformly inside it.  As in SAM, a single point is ambiguous, so point
+prompts use SAM's three multimask outputs and only the best of them (lowest loss) is
+trained; box prompts use the single-mask output.  Loss per prompt: pixel BCE + soft Dice on
+the mask (upsampled to the input size) + MSE of the IoU head against the mask's real IoU.
+(SAM used focal + Dice at 20:1 and iterative re-prompting; we keep it short.)
+
+Images: ``(3, H, W)`` tensors or ``(H, W, 3)`` arrays, float in [0, 1] or uint8; masks
+``(H, W)``, bool / {0, 1} / float (> 0.5 is inside).  Both are resized to ``img_size``.
+Empty masks cannot be prompted: they are skipped and counted in the returned history;
+an image without any non-empty mask is an error.
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from dfnb.models.dadf.sam import build_sam, decode_masks, save_micro_sam
+
+__all__ = ["pretrain_micro_sam", "promptable_miou", "point_prompt", "box_prompt"]
+
+
+def _image(x: Any, size: int) -> torch.Tensor:
+    """An image -> ``(3, size, size)`` float32 in [0, 1]."""
+    t = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
+    if t.ndim != 3 or 3 not in (t.shape[0], t.shape[-1]):
+        raise ValueError(f"an image must be (3, H, W) or (H, W, 3), got {tuple(t.shape)}")
+    if t.shape[0] != 3:
+        t = t.permute(2, 0, 1)
+    t = t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
+    if t.min() < 0 or t.max() > 1:
+        raise ValueError(f"image values must be in [0, 1] (or uint8), got [{float(t.min()):.3g}, {float(t.max()):.3g}]")
+    return F.interpolate(t[None], size=(size, size), mode="bilinear", align_corners=False)[0]
+
+
+def _mask(m: Any, size: int) -> torch.Tensor:
+    """A mask -> ``(size, size)`` bool."""
+    t = torch.as_tensor(np.asarray(m)) if not isinstance(m, torch.Tensor) else m
+    if t.ndim != 2:
+        raise ValueError(f"a part mask must be (H, W), got {tuple(t.shape)}")
+    return F.interpolate(t.float()[None, None], size=(size, size), mode="bilinear", align_corners=False)[0, 0] > 0.5
+
+
+def point_prompt(mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One positive point ``(x, y)`` (pixel centres, float) drawn uniformly inside a bool ``(H, W)`` mask."""
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    if len(ys) == 0:
+        raise ValueError("cannot draw a point in an empty mask")
+    i = int(torch.randint(len(ys), (1,), generator=generator))
+    return torch.tensor([float(xs[i]), float(ys[i])])
+
+
+def box_prompt(mask: torch.Tensor, jitter: float = 0.1, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Bounding box ``(x0, y0, x1, y1)`` of a bool ``(H, W)`` mask, each edge moved by up to ``jitter`` x side."""
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    if len(ys) == 0:
+        raise ValueError("cannot draw a box around an empty mask")
+    box = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
+    if jitter > 0:
+        side = torch.tensor([box[2] - box[0], box[3] - box[1]] * 2)
+        box = box + (torch.rand(4, generator=generator) * 2 - 1) * jitter * side
+    h, w = mask.shape
+    return box.clamp(min=0).minimum(torch.tensor([w, h, w, h], dtype=torch.float32))
+
+
+def _samples(samples: Iterable, size: int, gen: torch.Generator, stats: dict) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(image (3,S,S), one non-empty mask (S,S)) pairs; re-iterates ``samples`` when it can."""
+    reiterable = iter(samples) is not samples
+    while True:
+        n = 0
+        for item in samples:
+            image, masks = item
+            if isinstance(masks, (torch.Tensor, np.ndarray)) and np.ndim(masks) == 2:
+                raise ValueError("give a list of part masks per image, not a single mask")
+            ms = [_mask(m, size) for m in masks]
+            full = [m for m in ms if m.any()]
+            stats["empty_masks_skipped"] += len(ms) - len(full)
+            if not full:
+                raise ValueError(f"image {stats['images_seen']} has no non-empty part mask to prompt")
+            stats["images_seen"] += 1
+            n += 1
+            yield _image(image, size), full[int(torch.randint(len(full), (1,), generator=gen))]
+        if not reiterable or n == 0:
+            return
+
+
+def _prompt_losses(sam, emb: torch.Tensor, masks: torch.Tensor, points: torch.Tensor | None,
+                   boxes: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-prompt loss ``(n,)`` and IoU ``(n,)`` of the trained output, for one prompt kind."""
+    pe = sam.prompt_encoder
+    if points is not None:
+        sparse, dense = pe(points=(points[:, None], torch.ones(len(points), 1, device=emb.device)), boxes=None, masks=None)
+    else:
+        sparse, dense = pe(points=None, boxes=boxes, masks=None)
+    logits, iou_pred = decode_masks(sam.mask_decoder, emb, pe.get_dense_pe(), sparse, dense)
+    logits, iou_pred = (logits[:, 1:], iou_pred[:, 1:]) if points is not None else (logits[:, :1], iou_pred[:, :1])
+    s = masks.shape[-1]
+    up = F.interpolate(logits, size=(s, s), mode="bilinear", align_corners=False)  # (n, K, S, S)
+    t = masks[:, None].float().expand_as(up)
+    bce = F.binary_cross_entropy_with_logits(up, t, reduction="none").mean(dim=(2, 3))
+    p = up.sigmoid()
+    dice = 1 - (2 * (p * t).sum((2, 3)) + 1) / (p.sum((2, 3)) + t.sum((2, 3)) + 1)
+    loss_k = bce + dice  # (n, K)
+    best = loss_k.argmin(dim=1)
+    pred = (up > 0).float()
+    iou = ((pred * t).sum((2, 3)) / ((pred + t).clamp(max=1).sum((2, 3))).clamp(min=1)).detach()  # (n, K)
+    ar = torch.arange(len(best), device=emb.device)
+    loss = loss_k[ar, best] + F.mse_loss(iou_pred[ar, best], iou[ar, best], reduction="none")
+    return loss, iou[ar, best]
+
+
+def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: int = 2000, batch_size: int = 8,
+                       lr: float = 3e-4, weight_decay: float = 0.01, img_size: int = 128, box_prob: float = 0.5,
+                       box_jitter: float = 0.1, sam=None, seed: int = 0, device: str = "cpu",
+                       save_path: str | os.PathLike | None = None, meta: dict | None = None,
+                       progress: bool = True):
+    """Train a micro-SAM (all of it) on promptable segmentation; returns ``(sam, history)``.
+
+    Args:
+        samples: iterable of ``(image, list of part masks)``; a list / data set is cycled
+            through until ``steps`` are done, a one-shot iterator ends training early (warned).
+        steps: optimiser steps (AdamW, cosine decay to 0).  batch_size: images per step.
+        sam: a SAM to continue from (default: a new micro-SAM at ``img_size``).
+        save_path: where to write the result with :func:`save_micro_sam` (must not exist).
+        meta: extra plain values stored with the checkpoint (e.g. the data set's name).
+    Returns:
+        the SAM in eval mode, and ``history`` with per-step ``loss`` and ``iou`` lists,
+        ``steps``, ``images_seen``, ``empty_masks_skipped``.
+    """
+    if save_path is not None and os.path.exists(save_path):
+        raise FileExistsError(f"{save_path} exists; remove it or choose another path")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    sam = (sam if sam is not None else build_sam("micro", img_size)).to(device).train()
+    size = sam.image_encoder.img_size
+    opt = torch.optim.AdamW([p for p in sam.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+    stats = {"images_seen": 0, "empty_masks_skipped": 0}
+    hist: dict[str, Any] = {"loss": [], "iou": []}
+    stream = _samples(samples, size, gen, stats)
+    done = 0
+    for _ in tqdm(range(steps), desc="micro-SAM pretraining", disable=not progress):
+        pairs = [p for _, p in zip(range(batch_size), stream)]
+        if not pairs:
+            break
+        images = torch.stack([p[0] for p in pairs]).to(device)
+        masks = torch.stack([p[1] for p in pairs]).to(device)
+        use_box = torch.rand(len(pairs), generator=gen) < box_prob
+        emb = sam.image_encoder((images - sam.pixel_mean) / sam.pixel_std)
+        losses, ious = [], []
+        if (~use_box).any():
+            pts = torch.stack([point_prompt(m, gen) for m in masks[~use_box].cpu()]).to(device)
+            l, i = _prompt_losses(sam, emb[~use_box.to(device)], masks[~use_box.to(device)], pts, None)
+            losses.append(l), ious.append(i)
+        if use_box.any():
+            bxs = torch.stack([box_prompt(m, box_jitter, gen) for m in masks[use_box].cpu()]).to(device)
+            l, i = _prompt_losses(sam, emb[use_box.to(device)], masks[use_box.to(device)], None, bxs)
+            losses.append(l), ious.append(i)
+        loss = torch.cat(losses).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        done += 1
+        hist["loss"].append(float(loss.detach()))
+        hist["iou"].append(float(torch.cat(ious).mean()))
+    if done < steps:
+        warnings.warn(f"the samples ran out after {done} of {steps} steps", stacklevel=2)
+    hist.update(steps=done, **stats)
+    sam.eval()
+    if save_path is not None:
+        save_micro_sam(sam, save_path, dict(meta or {}, steps=done, lr=lr, batch_size=batch_size, seed=seed,
+                                            box_prob=box_prob, final_loss=hist["loss"][-1] if done else None))
+    return sam, hist
+
+
+@torch.no_grad()
+def promptable_miou(sam, samples: Iterable[tuple[Any, Sequence[Any]]], kind: str = "box", seed: int = 0,
+                    device: str = "cpu", max_images: int | None = None) -> float:
+    """Mean IoU of ``sam`` over one prompt per non-empty part mask (``kind`` = ``"box"`` or ``"point"``).
+
+    Box prompts are exact (no jitter) and use the single-mask output; a point prompt uses the
+    multimask output SAM's IoU head ranks first.
+    """
+    if kind not in ("box", "point"):
+        raise ValueError(f"kind must be 'box' or 'point', got {kind!r}")
+    gen = torch.Generator().manual_seed(seed)
+    sam = sam.to(device).eval()
+    size, ious = sam.image_encoder.img_size, []
+    for n, (image, masks) in enumerate(samples):
+        if max_images is not None and n >= max_images:
+            break
+        full = [m for m in (_mask(m, size) for m in masks) if m.any()]
+        if not full:
+            continue
+        x = _image(image, size)[None].to(device)
+        emb = sam.image_encoder((x - sam.pixel_mean) / sam.pixel_std).expand(len(full), -1, -1, -1)
+        ms = torch.stack(full).to(device)
+        if kind == "box":
+            bxs = torch.stack([box_prompt(m, 0.0) for m in full]).to(device)
+            sparse, dense = sam.prompt_encoder(points=None, boxes=bxs, masks=None)
+        else:
+            pts = torch.stack([point_prompt(m, gen) for m in full]).to(device)[:, None]
+            sparse, dense = sam.prompt_encoder(points=(pts, torch.ones(len(full), 1, device=device)), boxes=None, masks=None)
+        logits, iou_pred = decode_masks(sam.mask_decoder, emb, sam.prompt_encoder.get_dense_pe(), sparse, dense)
+        if kind == "box":
+            logits = logits[:, :1]
+        else:
+            best = iou_pred[:, 1:].argmax(dim=1)
+            logits = logits[:, 1:][torch.arange(len(full)), best][:, None]
+        pred = F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)[:, 0] > 0
+        inter = (pred & ms).sum((1, 2)).float()
+        union = (pred | ms).sum((1, 2)).float().clamp(min=1)
+        ious.extend((inter / union).tolist())
+    if not ious:
+        raise ValueError("no non-empty part mask to evaluate")
+    return float(np.mean(ious))
