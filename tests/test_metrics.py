@@ -27,10 +27,10 @@ def test_detection_against_sklearn(seed, ties):
     assert M.average_precision(y, p) == pytest.approx(skm.average_precision_score(y, p), abs=1e-12)
     assert M.accuracy(y, p) == pytest.approx(skm.accuracy_score(y, p >= 0.5))
     assert M.accuracy(y, p, threshold=0.3) == pytest.approx(skm.accuracy_score(y, p >= 0.3))
-    # EER: FPR at the first ROC point minimising |FNR - FPR|, all points kept
+    # EER: mean of FPR and FNR at the first ROC point minimising |FNR - FPR|, all points kept
     fpr, tpr, thr = skm.roc_curve(y, p, drop_intermediate=False)
     i = np.argmin(np.abs((1 - tpr) - fpr))
-    assert M.eer(y, p) == pytest.approx(fpr[i], abs=1e-12)
+    assert M.eer(y, p) == pytest.approx((fpr[i] + 1 - tpr[i]) / 2, abs=1e-12)
     if i > 0:
         assert M.eer_threshold(y, p) == pytest.approx(thr[i])
 
@@ -50,8 +50,9 @@ def test_detection_worked_example():
     assert M.accuracy(y, p) == pytest.approx(4 / 6)
     # a perfect ranking
     assert M.eer([0, 0, 1, 1], [0.1, 0.2, 0.7, 0.9]) == 0.0
-    # documented tie rule: a constant scorer ties (FPR 0, FNR 1) with (1, 0); the first wins
-    assert M.eer([0, 1], [0.5, 0.5]) == 0.0
+    # a constant scorer: its only ROC points are (FPR 0, FNR 1) and (1, 0), so EER = 0.5
+    assert M.eer([0, 1], [0.5, 0.5]) == 0.5
+    assert M.eer([0, 0, 1], [0.3, 0.3, 0.3]) == 0.5
     # the threshold is inclusive: p == 0.5 is called fake
     assert M.accuracy([1], [0.5]) == 1.0
 

@@ -45,9 +45,8 @@ def test_static_viewer_prerenders_one_frame_per_image_and_links_in_browser():
     assert isinstance(stack, w.Stack) and len(stack.children) == 3 and slider.max == 2
     pngs = [c.value for c in stack.children]
     assert len(set(pngs)) == 3  # masks differ, so frames differ
-    links = [x for x in w.Widget.widgets.values() if isinstance(x, Link)
-             and x.source == (slider, "value") and x.target[0] in (stack, caps)]
-    assert {l.target[0] for l in links} == {stack, caps}
+    assert all(isinstance(l, Link) and l.source == (slider, "value") for l in fv.links)
+    assert {(l.target[0], l.target[1]) for l in fv.links} == {(stack, "selected_index"), (caps, "selected_index")}
     with pytest.raises(ValueError, match="max_frames"):
         viz.mask_viewer(np.repeat(imgs, 10, 0), np.repeat(m, 10, 0), max_frames=24)
     with pytest.raises(ValueError, match=r"N=3"):

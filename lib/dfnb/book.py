@@ -67,11 +67,18 @@ def paper_tables_page() -> str:
     for paper, group in index.groupby("paper", sort=False):
         lines += [f"## {papers.PAPERS.get(paper, paper)}", ""]
         for _, row in group.iterrows():
-            df = papers.load_table(paper, row["table"])
             lines += [f"### {paper.upper()} {row['table']}: {row['caption']}", ""]
             if isinstance(row.get("notes"), str) and row["notes"]:
                 lines += [f"*Note:* {row['notes']}", ""]
-            lines += [df.drop(columns=["paper", "table"], errors="ignore").to_markdown(index=False), ""]
+            if not isinstance(row.get("file"), str) or not row["file"]:
+                lines += ["*Not transcribed: no numbers can be read in the text copy of the paper.*", ""]
+                continue
+            pv = papers.pivot(paper, row["table"])
+            if pv.columns.nlevels > 1:
+                pv.columns = [" · ".join(str(c) for c in col if str(c)) for col in pv.columns]
+            if pv.index.nlevels > 1:
+                pv.index = [" · ".join(str(c) for c in ix if str(c)) for ix in pv.index]
+            lines += [pv.to_markdown(floatfmt=".2f"), ""]
     return "\n".join(lines)
 
 

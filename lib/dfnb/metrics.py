@@ -185,7 +185,7 @@ def _eer_index(y, p):
     _need_both_classes(y, "eer")
     fpr, tpr, thr = _roc_points(y, p)
     i = int(np.argmin(np.abs((1.0 - tpr) - fpr)))  # first minimum = highest threshold
-    return fpr, thr, i
+    return fpr, tpr, thr, i
 
 
 def eer(y_true, y_prob) -> float:
@@ -195,25 +195,26 @@ def eer(y_true, y_prob) -> float:
     fake iff p >= threshold_j), with FNR_j = 1 - TPR_j:
 
         j* = argmin_j |FNR_j - FPR_j|   (first, i.e. highest-threshold, minimum on ties)
-        EER = FPR_{j*}
+        EER = (FPR_{j*} + FNR_{j*}) / 2
 
     All ROC points are used; scikit-learn's ``roc_curve`` drops collinear points
     by default (``drop_intermediate=True``), which can move the EER along a
-    horizontal segment, so code built on it may differ slightly.  A constant
-    scorer gets EER 0 under this definition (the tie between the two end points
-    goes to the first); read EER next to AUC.
+    horizontal segment, so code built on it may differ slightly.  Where the ROC
+    has a point with FNR = FPR this is the usual "FPR where |FNR - FPR| is
+    smallest"; averaging the two rates keeps degenerate scorers honest: a
+    constant scorer gets 0.5, not the 0 that FPR_{j*} alone would give.
 
     Raises ValueError when y_true holds a single class.
     """
     y, p = _detection_inputs(y_true, y_prob)
-    fpr, _, i = _eer_index(y, p)
-    return float(fpr[i])
+    fpr, tpr, _, i = _eer_index(y, p)
+    return float((fpr[i] + 1.0 - tpr[i]) / 2)
 
 
 def eer_threshold(y_true, y_prob) -> float:
     """The threshold of the EER point of :func:`eer` (fake iff p >= it; +inf if nothing is called fake)."""
     y, p = _detection_inputs(y_true, y_prob)
-    _, thr, i = _eer_index(y, p)
+    _, _, thr, i = _eer_index(y, p)
     return float(thr[i])
 
 

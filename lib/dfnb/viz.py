@@ -140,15 +140,16 @@ def frame_viewer(frames: Sequence[np.ndarray], captions: Sequence[str] | None = 
     stack = w.Stack(images, selected_index=start)
     slider = w.IntSlider(value=start, min=0, max=len(frames) - 1, description=description,
                          continuous_update=True, layout=w.Layout(width="420px"))
-    w.jslink((slider, "value"), (stack, "selected_index"))
+    links = [w.jslink((slider, "value"), (stack, "selected_index"))]
     children = [slider]
     if captions is not None:
         cap = w.Stack([w.HTML(f"<code>{c}</code>") for c in captions], selected_index=start)
-        w.jslink((slider, "value"), (cap, "selected_index"))
+        links.append(w.jslink((slider, "value"), (cap, "selected_index")))
         children.append(cap)
     children.append(stack)
     box = w.VBox(children)
     box.add_class("dfnb-frame-viewer")
+    box.links = links  # the browser-side links, kept for inspection
     return box
 
 
