@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 import dfnb
-from dfnb.models.evaluator import consistency_target, consistency_volume, map_target
+from dfnb.models.evaluator import (EffNetFPNEvaluator, PCLEvaluator, consistency_target, consistency_volume,
+                                   map_target)
 
 
 def _batch(b=2, size=64):
@@ -25,7 +26,7 @@ def test_map_target_resizes_and_zeroes_real_faces():
 
 def test_effnet_evaluator_outputs_and_loss_is_ce_plus_tenth_bce():
     torch.manual_seed(0)
-    model = dfnb.create_model("evaluator_effnet", backbone="efficientnet_lite0", fpn_channels=16)
+    model = EffNetFPNEvaluator(backbone="efficientnet_lite0", fpn_channels=16)
     batch = _batch()
     out = model(batch["image"])
     assert out["logit"].shape == (2,) and out["mask_logit"].shape == (2, 1, 64, 64)
@@ -40,15 +41,15 @@ def test_effnet_evaluator_outputs_and_loss_is_ce_plus_tenth_bce():
     assert model.net.conv_stem.weight.grad.abs().sum() > 0
     with pytest.raises(KeyError):
         model.losses(out, {"label": batch["label"], "mask": batch["map"]})
-    m2 = dfnb.create_model("evaluator_effnet", backbone="efficientnet_lite0", map_key="mask")
+    m2 = EffNetFPNEvaluator(backbone="efficientnet_lite0", map_key="mask")
     assert torch.isfinite(m2.losses(m2(batch["image"]), {**batch, "mask": batch["map"]})["loss"])
 
 
 def test_effnet_b4_is_the_default():
-    model = dfnb.create_model("evaluator_effnet")
+    model = EffNetFPNEvaluator()
     assert model.net.default_cfg["architecture"] == "efficientnet_b4"
     with pytest.raises(ValueError, match="EfficientNet"):
-        dfnb.create_model("evaluator_effnet", backbone="resnet18")
+        EffNetFPNEvaluator(backbone="resnet18")
 
 
 def test_lite0_real_weights_when_helper_exists():
@@ -56,9 +57,9 @@ def test_lite0_real_weights_when_helper_exists():
     if not any(hasattr(backbones, n) for n in ("efficientnet_lite0_pretrained", "load_efficientnet_lite0",
                                                  "create_efficientnet_lite0")):
         pytest.skip("no efficientnet_lite0 loader in dfnb.models.backbones yet")
-    a = dfnb.create_model("evaluator_effnet", backbone="efficientnet_lite0", pretrained=True)
+    a = EffNetFPNEvaluator(backbone="efficientnet_lite0", pretrained=True)
     torch.manual_seed(0)
-    b = dfnb.create_model("evaluator_effnet", backbone="efficientnet_lite0", pretrained=False)
+    b = EffNetFPNEvaluator(backbone="efficientnet_lite0", pretrained=False)
     assert not torch.equal(a.net.conv_stem.weight, b.net.conv_stem.weight)
 
 
@@ -70,10 +71,14 @@ def test_pcl_consistency_target_and_loss():
     v = consistency_volume(torch.randn(2, 8, 3, 3))
     assert v.shape == (2, 9, 9) and torch.allclose(torch.diagonal(v, dim1=1, dim2=2), torch.ones(2, 9))
     torch.manual_seed(0)
-    model = dfnb.create_model("evaluator_pcl", backbone="resnet18", embed_dim=16)
+    model = PCLEvaluator(backbone="resnet18", embed_dim=16)
     batch = _batch()
     out = model(batch["image"])
     assert out["consistency"].shape == (2, 16, 16) and out["map"].shape == (2, 1, 64, 64)
     losses = model.losses(out, batch)
     losses["loss"].backward()
     assert model.proj.weight.grad.abs().sum() > 0
+
+
+def test_evaluators_are_registered():
+    assert {"evaluator_effnet", "evaluator_pcl"} <= set(dfnb.list_models("evaluator_*"))

@@ -8,6 +8,7 @@ import dfnb
 from dfnb.models.focus import maps as fmaps
 from dfnb.models.focus.carp import car_map, carp_logits, normalize_map
 from dfnb.models.focus.cl import ComplementaryLearning, hard_gumbel_select
+from dfnb.models.focus.focus import FoCus
 from dfnb.models.focus.modalities import block_dct, sobel_magnitude, srm_image
 
 TINY = dict(img_size=32, depth=1, embed_dim=32, num_heads=2, K=4)  # 2x2 token grid
@@ -15,7 +16,7 @@ TINY = dict(img_size=32, depth=1, embed_dim=32, num_heads=2, K=4)  # 2x2 token g
 
 def tiny_focus(**kw):
     torch.manual_seed(0)
-    return dfnb.create_model("focus", **{**TINY, **kw})
+    return FoCus(**{**TINY, **kw})
 
 
 def test_carp_logits_are_spatial_max_then_channel_mean():
@@ -196,3 +197,12 @@ def test_comparison_map_sources():
 
 def test_focus_is_registered():
     assert "focus" in dfnb.list_models("focus*")
+
+
+def test_iter_maps_over_a_loader():
+    x = torch.rand(4, 3, 8, 8)
+    loader = [{"image": x[:2], "pristine": x[:2] * 0.5, "label": torch.tensor([1, 0])},
+              {"image": x[2:], "pristine": x[2:], "label": torch.tensor([1, 1])}]
+    got = [m for _, m in fmaps.iter_maps("diff@0.1", loader)]
+    assert [m.shape for m in got] == [(2, 1, 8, 8)] * 2
+    assert got[0][1].sum() == 0 and got[1].sum() == 0  # a real face; identical pairs

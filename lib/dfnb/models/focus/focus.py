@@ -41,6 +41,12 @@ Output of ``FoCus.forward(images)`` (images (B, 3, H, W) in [0, 1]):
     car_map_fake (B, 1, H, W): the Eq. 9 fusion map;  car_rgb, car_aux (B, 1, H, W): per-branch CAR maps
     sub_mask (B, 1, h, w) {0, 1} on the token grid [CL only]
 The maps are raw model outputs: real faces are *not* zeroed here (maps.focus_maps does that for supervision).
+
+Backbone: ``deit_small_patch16_224`` (DeiT-S = ViT-S/16, the paper's "ViT Small variant of [69]"), built by
+timm for ``img_size`` with ``pretrained=False`` by default (offline).  ``pretrained=True`` asks timm for the
+ImageNet weights (a hub download, a user option); with ``fixed_pos_embed=True`` the learned position table of
+those weights is then replaced by the fixed sin-cos one.  Extra keyword arguments (``depth``, ``embed_dim``,
+``num_heads``, ...) go to timm (the tests use a 1-block, 32-wide ViT).
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ Model-based sources (no pristine face needed):
 - ``focus_maps``:  FoCus's fusion CAR map (Eq. 5, ``variant="pred"``) or its fake-class version (Eq. 9,
   ``variant="fake"``), resized bilinearly to the requested size and re-normalised per image to peak at 1.
 
-``compute_maps(source, batch, ...)`` dispatches on the names in ``SOURCES``.
+``compute_maps(source, batch, ...)`` dispatches on the names in ``SOURCES``; ``iter_maps`` runs it over a loader.
 """
 from __future__ import annotations
 
@@ -199,3 +199,17 @@ def compute_maps(source: str, batch: dict, model=None, size: tuple[int, int] | N
     if source in ("gradcam", "scorecam"):
         return cam_maps(model, images, label, method=source, size=size, **kwargs)
     return focus_maps(model, images, label, variant="fake" if source == "focus_fake" else "pred", size=size)
+
+
+def iter_maps(source: str, loader, model=None, size: tuple[int, int] | None = None, device: str = "cpu",
+              **kwargs):
+    """Yield ``(batch, maps)`` for every batch of ``loader`` (maps on the CPU), with a tqdm progress bar.
+
+    ``model`` is moved to ``device``; the batch's images stay where the loader put them.
+    """
+    from tqdm.auto import tqdm
+
+    if model is not None:
+        model.to(device)
+    for batch in tqdm(loader, desc=f"maps: {source}", leave=False):
+        yield batch, compute_maps(source, batch, model=model, size=size, **kwargs).cpu()
