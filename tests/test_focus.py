@@ -206,3 +206,15 @@ def test_iter_maps_over_a_loader():
     got = [m for _, m in fmaps.iter_maps("diff@0.1", loader)]
     assert [m.shape for m in got] == [(2, 1, 8, 8)] * 2
     assert got[0][1].sum() == 0 and got[1].sum() == 0  # a real face; identical pairs
+
+
+@pytest.mark.parametrize("source", ["gradcam", "scorecam"])
+def test_cam_map_sources_zero_real_faces(source):
+    import timm
+    torch.manual_seed(0)
+    vit = timm.create_model("vit_small_patch16_224", pretrained=False, img_size=32, depth=1, embed_dim=32,
+                            num_heads=2, num_classes=2)
+    x, y = torch.rand(3, 3, 32, 32), torch.tensor([1, 0, 1])
+    m = fmaps.compute_maps(source, {"image": x, "label": y}, model=vit, size=(16, 16))
+    assert m.shape == (3, 1, 16, 16) and torch.all(m[1] == 0)
+    assert 0 <= m.min() and m.max() <= 1

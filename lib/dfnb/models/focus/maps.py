@@ -130,29 +130,22 @@ def diff_map_thresholded(fake: torch.Tensor, pristine: torch.Tensor, label: torc
 
 
 def cam_maps(model, images: torch.Tensor, label: torch.Tensor | None = None, method: str = "gradcam",
-             target_class: int = 1, size: tuple[int, int] | None = None, **cam_kwargs) -> torch.Tensor:
-    """Grad-CAM / Score-CAM maps of a trained detector for ``target_class`` (fake), (B, 1, H, W) in [0, 1].
+             target_layer=None, target_class: int = 1, size: tuple[int, int] | None = None,
+             **cam_kwargs) -> torch.Tensor:
+    """Grad-CAM / Score-CAM maps of a trained detector for ``target_class`` (1 = fake), (B, 1, H, W) in [0, 1].
 
-    Delegates to ``dfnb.cam.grad_cam`` / ``dfnb.cam.score_cam`` (their keyword arguments pass through);
-    the result is normalised per image to [0, 1], resized to ``size`` (default: the images') and real faces
-    are zeroed when ``label`` is given.
+    Uses ``dfnb.cam.GradCAM`` / ``dfnb.cam.ScoreCAM`` (``target_layer`` None: its default layer, the last
+    block's ``norm1`` tokens for a timm ViT; other keyword arguments such as ``batch_size`` go to the CAM);
+    the maps are resized to ``size`` (default: the images') and real faces are zeroed when ``label`` is given.
     """
-    try:
-        from dfnb import cam as cam_mod
-    except ModuleNotFoundError as e:
-        raise ModuleNotFoundError("cam_maps needs dfnb.cam (Grad-CAM / Score-CAM), which is not installed") from e
-    names = {"gradcam": ("grad_cam", "gradcam", "GradCAM"), "scorecam": ("score_cam", "scorecam", "ScoreCAM")}
-    if method not in names:
-        raise ValueError(f"method must be one of {sorted(names)}; got {method!r}")
-    fn = next((getattr(cam_mod, n) for n in names[method] if hasattr(cam_mod, n)), None)
-    if fn is None:
-        raise AttributeError(f"dfnb.cam has none of {names[method]}")
-    m = fn(model, images.to(_device_of(model)), target_class=target_class, **cam_kwargs)
-    m = torch.as_tensor(m, dtype=torch.float32).to(images.device)
-    if m.ndim == 3:
-        m = m.unsqueeze(1)
-    m = normalize_map(m.detach())
-    return zero_real(resize_map(m, size or tuple(images.shape[-2:])), label)
+    from dfnb.cam import GradCAM, ScoreCAM
+
+    cams = {"gradcam": GradCAM, "scorecam": ScoreCAM}
+    if method not in cams:
+        raise ValueError(f"method must be one of {sorted(cams)}; got {method!r}")
+    cam = cams[method](model, target_layer, **cam_kwargs)
+    m = cam(images.to(_device_of(model)), target=target_class).float().to(images.device).unsqueeze(1)
+    return zero_real(normalize_map(resize_map(m, size or tuple(images.shape[-2:]))), label)
 
 
 @torch.no_grad()
