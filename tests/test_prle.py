@@ -1,0 +1,337 @@
+"""PRLE library: fusion (Eq. 6-8), exploitation (Eq. 9-12), Algorithm 1 / Eq. 13, cache, F3-Net, overlap."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dfnb.models.prle import (
+    LandmarkRegions, PRLEAugment, RandomRectangles, average_fusion, exploit, exploit_mask, fuse, neighbouring_fusion,
+    sample_alpha, weighted_bce,
+)
+from dfnb.models.prle.overlap import overlap_scores, overlap_summary
+from dfnb.models.prle.static import FusedMaps, MapStore, batch_keys, zoo_maps
+
+
+# ----------------------------------------------------------------------------- Eq. 6
+def test_average_fusion_hand_4x4():
+    a1 = torch.tensor([[1.0, 0.5, 0.0, 0.25], [0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.75, 1.0], [0.25, 0.0, 0.0, 0.0]])
+    a2 = torch.tensor([[1.0, 0.0, 0.0, 0.25], [0.25, 0.5, 0.0, 0.0], [0.0, 0.5, 0.25, 1.0], [0.5, 0.0, 0.0, 0.0]])
+    # means: 1, .25, 0, .25 / .375, .5, 0, 0 / 0, .25, .5, 1 / .375, 0, 0, 0 ; keep > 0.375 (strict)
+    want = torch.tensor([[1.0, 0, 0, 0], [0, 0.5, 0, 0], [0, 0, 0.5, 1.0], [0, 0, 0, 0]])
+    got = average_fusion(torch.stack([a1, a2]), tau1=0.375)
+    assert torch.equal(got, want)
+    # batched and NumPy in -> NumPy out
+    got_np = average_fusion(torch.stack([a1, a2])[None].repeat(2, 1, 1, 1).numpy(), tau1=0.375)
+    assert isinstance(got_np, np.ndarray) and got_np.shape == (2, 4, 4)
+    np.testing.assert_array_equal(got_np[1], want.numpy())
+
+
+def test_fusion_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        average_fusion(torch.full((2, 4, 4), 1.5))
+    with pytest.raises(ValueError, match="shape"):
+        neighbouring_fusion(torch.zeros(4, 4))
+
+
+# ----------------------------------------------------------------------------- Eq. 7-8
+def test_neighbouring_fusion_single_peak_by_hand():
+    """One map, one peak at (1, 1).  Out-of-image neighbours are left out of |N|, so border pixels
+    next to the peak average over 3 or 5 neighbours (1/3, 1/5 > 0.15) while inner ones average
+    over 8 (1/8 < 0.15).  Eq. 8 gives flagged pixels the neighbourhood maximum (1); the peak
+    itself is flagged but its neighbours are all 0."""
+    a = torch.zeros(1, 4, 4)
+    a[0, 1, 1] = 1.0
+    literal = torch.zeros(4, 4)
+    for y, x in [(0, 0), (0, 1), (0, 2), (1, 0), (2, 0)]:
+        literal[y, x] = 1.0
+    assert torch.equal(neighbouring_fusion(a, lam=0.15, base=None), literal)
+    with_base = literal.clone()
+    with_base[1, 1] = 1.0  # kept by the average base (1 > tau1)
+    assert torch.equal(neighbouring_fusion(a, lam=0.15, tau1=0.3), with_base)
+
+
+def test_neighbouring_fusion_cross_map_gap():
+    """Two constant maps: Eq. 7 compares map j's neighbours with map k's centre."""
+    far = torch.stack([torch.full((4, 4), 0.5), torch.full((4, 4), 0.25)])  # gap 0.25 > 0.15
+    assert torch.equal(neighbouring_fusion(far, base=None), torch.full((4, 4), 0.5))
+    assert torch.equal(neighbouring_fusion(far), torch.full((4, 4), 0.5))  # max(0.5, mean 0.375)
+    near = torch.stack([torch.full((4, 4), 0.5), torch.full((4, 4), 0.375)])  # gap 0.125
+    assert torch.equal(neighbouring_fusion(near, base=None), torch.zeros(4, 4))
+    assert torch.equal(neighbouring_fusion(near), torch.full((4, 4), 0.4375))  # the Eq. 6 base
+
+
+def _naive_neighbouring(maps, lam, tau1):
+    D, H, W = maps.shape
+    out = torch.zeros(H, W)
+    for y in range(H):
+        for x in range(W):
+            nb = [(yy, xx) for yy in range(y - 1, y + 2) for xx in range(x - 1, x + 2)
+                  if (yy, xx) != (y, x) and 0 <= yy < H and 0 <= xx < W]
+            g = any(sum(abs(maps[j, yy, xx] - maps[k, y, x]) for yy, xx in nb) / len(nb) > lam
+                    for j in range(D) for k in range(D))
+            v = max(maps[j, yy, xx] for j in range(D) for yy, xx in nb) if g else 0.0
+            s = maps[:, y, x].mean()
+            out[y, x] = max(float(v), float(s) if s > tau1 else 0.0)
+    return out
+
+
+def test_neighbouring_fusion_matches_loops():
+    g = torch.Generator().manual_seed(0)
+    maps = torch.rand(3, 5, 6, generator=g) * (torch.rand(3, 5, 6, generator=g) > 0.5)
+    torch.testing.assert_close(neighbouring_fusion(maps, lam=0.15, tau1=0.3), _naive_neighbouring(maps, 0.15, 0.3))
+
+
+def test_named_fusions():
+    maps = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(fuse(maps, "released_code"), average_fusion(maps, 0.3))
+    assert torch.equal(fuse(maps, "paper"), neighbouring_fusion(maps, lam=0.15, tau1=0.3))
+    with pytest.raises(ValueError, match="unknown fusion"):
+        fuse(maps, "max")
+
+
+# ----------------------------------------------------------------------------- Eq. 9-12
+def test_exploit_hand_4x4():
+    m = torch.tensor([[0.9, 0.5, 0.0, 0.0], [0.1, 0.2, 0.3, 0.0], [0.0, 0.0, 0.0, 0.7], [0.0, 0.4, 0.6, 0.8]])
+    # 9 positive pixels; alpha = 1/3 -> the top 3: 0.9, 0.8, 0.7
+    want = torch.zeros(4, 4, dtype=torch.bool)
+    want[0, 0] = want[3, 3] = want[2, 3] = True
+    assert torch.equal(exploit_mask(m, 1 / 3)[0], want)
+    img = torch.rand(3, 4, 4)
+    out = exploit(img, m, 1 / 3)
+    assert torch.equal(out[:, want], torch.zeros(3, 3)) and torch.equal(out[:, ~want], img[:, ~want])
+    assert torch.equal(exploit_mask(m, 1.0)[0], m > 0)  # alpha = 1: the whole Eq. 4 mask (Table VII)
+    assert not exploit_mask(m, 0.0).any()
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.3, 0.5, 0.77, 1.0])
+def test_exploit_keeps_exactly_top_alpha_share(alpha):
+    g = torch.Generator().manual_seed(2)
+    maps = torch.rand(4, 32, 32, generator=g) * (torch.rand(4, 32, 32, generator=g) > 0.6)
+    removed = exploit_mask(maps, alpha)
+    for b in range(4):
+        v = maps[b][maps[b] > 0]
+        assert removed[b].sum() == math.ceil(alpha * v.numel() - 1e-6)
+        assert (maps[b][removed[b]] > 0).all()
+        kept_pos = maps[b][(~removed[b]) & (maps[b] > 0)]
+        if kept_pos.numel():
+            assert maps[b][removed[b]].min() >= kept_pos.max()
+
+
+def test_exploit_random_rgb_fill_uses_generator():
+    m = torch.rand(2, 8, 8, generator=torch.Generator().manual_seed(3))
+    img = torch.zeros(2, 3, 8, 8)
+    a = exploit(img, m, 0.5, fill="random_rgb", generator=torch.Generator().manual_seed(4))
+    b = exploit(img, m, 0.5, fill="random_rgb", generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, exploit(img, m, 0.5, fill="random_rgb", generator=torch.Generator().manual_seed(5)))
+    assert (a.sum(1) > 0).sum() == exploit_mask(m, 0.5).sum()
+
+
+def test_sample_alpha_policies():
+    g = torch.Generator().manual_seed(0)
+    a = sample_alpha(10000, "paper", g)
+    assert a.min() > 0 and a.max() <= 1 and abs(a.mean() - 0.5) < 0.02
+    r = sample_alpha(10000, "released_code", g)
+    assert r.min() >= 0.5 and r.max() <= 1
+    assert torch.equal(sample_alpha(3, 1.0), torch.ones(3, dtype=torch.float64))
+    with pytest.raises(ValueError):
+        sample_alpha(1, (0.5, 1.5))
+
+
+# ----------------------------------------------------------------------------- Algorithm 1, Eq. 13
+def _fused_store(n=6, size=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    keys = [f"synth|blend|v{i}|0" for i in range(n)]
+    maps = (torch.rand(n, size, size, generator=g) * (torch.rand(n, size, size, generator=g) > 0.5)).numpy().astype(np.float16)
+    return FusedMaps(maps, keys)
+
+
+def _batch(n=6, size=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"image": torch.rand(n, 3, size, size, generator=g) * 0.9 + 0.1, "label": torch.randint(0, 2, (n,), generator=g),
+            "dataset": ["synth"] * n, "method": ["blend"] * n, "video_id": [f"v{i}" for i in range(n)], "frame": torch.zeros(n, dtype=torch.long)}
+
+
+def test_p0_is_the_baseline_and_draws_nothing():
+    batch = _batch()
+    g = torch.Generator().manual_seed(123)
+    before = g.get_state().clone()
+    out = PRLEAugment(_fused_store(), p=0.0)(batch, g)
+    assert out is batch and torch.equal(g.get_state(), before)
+
+
+def test_p0_training_identical_to_baseline():
+    """Two short SGD runs, one with the p = 0 transform: identical weights.  With the engine's fit
+    when it exists, else a plain loop that draws from the same generator after the transform."""
+    try:
+        from dfnb.engine import fit  # noqa: F401
+    except ImportError:
+        fit = None
+
+    def run(transform):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        g = torch.Generator().manual_seed(7)
+        for step in range(3):
+            batch = _batch(seed=step)
+            if transform is not None:
+                batch = transform(batch, g)
+            noise = torch.rand(1, generator=g)  # a later consumer of the same stream
+            loss = weighted_bce(model(batch["image"])[:, 0] + noise, batch["label"], batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    base = run(None)
+    assert torch.equal(run(PRLEAugment(_fused_store(), p=0.0)), base)
+    assert not torch.equal(run(PRLEAugment(_fused_store(), p=1.0)), base)
+
+
+def test_augment_p1_alpha1_removes_whole_mask_and_weights():
+    store, batch = _fused_store(), _batch()
+    out = PRLEAugment(store, p=1.0, gamma=0.5, alpha=1.0)(batch, torch.Generator().manual_seed(0))
+    m = store.maps_for(batch) > 0
+    assert torch.equal(out["image"] == 0, m[:, None].expand(-1, 3, -1, -1))
+    assert out["prle_augmented"].all() and torch.equal(out["sample_weight"], torch.full((6,), 0.5))
+    assert torch.equal(batch["image"] > 0, torch.ones_like(batch["image"], dtype=torch.bool))  # input untouched
+
+
+def test_augment_share_and_eq13_weights():
+    store = _fused_store(n=200)
+    batch = _batch(n=200)
+    out = PRLEAugment(store, p=0.5, gamma=2.0)(batch, torch.Generator().manual_seed(0))
+    aug = out["prle_augmented"]
+    assert 70 < aug.sum() < 130
+    changed = (out["image"] != batch["image"]).flatten(1).any(1)
+    assert torch.equal(changed, aug & (store.maps_for(batch) > 0).flatten(1).any(1))
+    assert torch.equal(out["sample_weight"], torch.where(aug, 2.0, 1.0))
+    logit = torch.randn(200)
+    per = nn.functional.binary_cross_entropy_with_logits(logit, batch["label"].float(), reduction="none")
+    torch.testing.assert_close(weighted_bce(logit, batch["label"], out), (per * out["sample_weight"]).mean())
+
+
+def test_augment_errors():
+    with pytest.raises(ValueError, match="alpha=1.0"):
+        PRLEAugment(RandomRectangles((8, 8)), alpha="paper")
+    with pytest.raises(KeyError, match="not|no fused"):
+        bad = _batch()
+        bad["video_id"] = ["zz"] * 6
+        PRLEAugment(_fused_store(), p=1.0)(bad, torch.Generator())
+    with pytest.raises(KeyError, match="key"):
+        batch_keys({"image": torch.zeros(1, 3, 4, 4)})
+
+
+def test_alternative_masks():
+    g = torch.Generator().manual_seed(0)
+    rr = RandomRectangles((32, 32), area=(0.1, 0.2)).maps_for({"image": torch.zeros(50, 3, 32, 32)}, g)
+    share = rr.mean(dim=(1, 2))
+    assert share.min() > 0.06 and share.max() < 0.26
+    lm = torch.zeros(2, 68, 2)
+    lm[:, :, 0] = torch.linspace(4, 28, 68)
+    lm[:, :, 1] = 16 + 6 * torch.sin(torch.linspace(0, 6.28, 68))
+    src = LandmarkRegions((32, 32), parts=("mouth",))
+    mk = src.maps_for({"landmarks": lm}, g)
+    assert mk.shape == (2, 32, 32) and (mk > 0).any() and set(mk.unique().tolist()) <= {0.0, 1.0}
+    with pytest.raises(KeyError, match="landmarks"):
+        src.maps_for({"image": torch.zeros(2, 3, 32, 32)}, g)
+    out = PRLEAugment(src, p=1.0, alpha=1.0)({**_batch(2, 32), "landmarks": lm}, torch.Generator().manual_seed(0))
+    assert torch.equal((out["image"] == 0).all(1), mk > 0)
+
+
+# ----------------------------------------------------------------------------- static stage and cache
+class _Tiny(nn.Module):
+    def __init__(self, seed):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(4, 1)
+        self.cam_layer = "act"
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return {"logit": self.fc(self.act(self.conv(x)).mean((2, 3)))[:, 0]}
+
+
+class _Data:
+    def __init__(self, n=5, size=16, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.images = torch.rand(n, 3, size, size, generator=g)
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return {"image": self.images[i], "label": 1, "dataset": "synth", "method": "blend", "video_id": f"v{i}", "frame": 0}
+
+
+def test_maps_computed_once_and_cached(tmp_path):
+    zoo = {"a": _Tiny(0), "b": _Tiny(1)}
+    data = _Data()
+    store = zoo_maps(zoo, data, batch_size=2, cache_dir=tmp_path, progress=False)
+    assert store.maps.shape == (5, 2, 16, 16) and store.detectors == ["a", "b"]
+    calls = zoo["a"].calls
+    assert calls == 3  # ceil(5 / 2) batches
+    again = zoo_maps(zoo, data, batch_size=2, cache_dir=tmp_path, progress=False)
+    assert zoo["a"].calls == calls and np.array_equal(again.maps, store.maps) and again.path == store.path
+    from dfnb.cam import GradCAM
+    want = GradCAM(zoo["b"], "act")(data.images)
+    got = again.raw(again.keys)[:, 1]
+    assert (got - want).abs().max() <= 1 / 255 + 1e-6 and torch.equal(got > 0, want > 0)
+    with torch.no_grad():  # a changed model -> a new entry
+        zoo["a"].fc.bias += 1.0
+    changed = zoo_maps(zoo, data, batch_size=2, cache_dir=tmp_path, progress=False)
+    assert zoo["a"].calls > calls and changed.path != store.path
+    other = zoo_maps(zoo, _Data(seed=1), batch_size=2, cache_dir=tmp_path, progress=False)  # changed data
+    assert other.path not in (store.path, changed.path)
+    fused = again.fuse("paper", progress=False)
+    assert isinstance(fused, FusedMaps) and len(list(store.path.glob("fused-*.npy"))) == 1
+    torch.testing.assert_close(fused.lookup(store.keys[:2]), fuse(again.raw(store.keys[:2]), "paper"), atol=1e-3, rtol=0)
+    single = again.select(["b"]).fuse("paper", progress=False)
+    assert len(list(store.path.glob("fused-*.npy"))) == 2 and single.maps.shape == (5, 16, 16)
+    assert isinstance(MapStore.load(store.path), MapStore)
+
+
+# ----------------------------------------------------------------------------- F3-Net
+def test_f3net_bands_partition_and_forward():
+    import dfnb
+    from dfnb.models.prle.f3net import FAD, LFS
+
+    fad = FAD(16)
+    with torch.no_grad():
+        fad.learnable.zero_()  # 2 sigmoid(0) - 1 = 0: the fixed bands only
+    x = torch.randn(2, 3, 16, 16)
+    y = fad(x).view(2, 4, 3, 16, 16)
+    torch.testing.assert_close(y[:, :3].sum(1), x, atol=1e-5, rtol=0)  # low + mid + high = image
+    torch.testing.assert_close(y[:, 3], x, atol=1e-5, rtol=0)  # the all-pass band
+    assert LFS()(torch.rand(2, 3, 16, 16)).shape == (2, 6, 8, 8)
+    net = dfnb.create_model("f3net", img_size=64)
+    out = net(torch.rand(2, 3, 64, 64))
+    assert out["logit"].shape == (2,)
+    loss = net.losses(out, {"label": torch.tensor([0, 1])})["loss"]
+    loss.backward()
+    assert net.fad.learnable.grad is not None and net.lfs.learnable.grad is not None
+    with pytest.raises(ValueError, match="64"):
+        net(torch.rand(1, 3, 32, 32))
+
+
+# ----------------------------------------------------------------------------- overlap
+def test_overlap_hand():
+    a = np.zeros((2, 4, 4), np.float32)
+    a[0, 0, :] = [1.0, 0.5, 0.5, 0.0]  # primary region: 3 pixels, mass 2
+    gt = np.zeros((2, 4, 4), np.float32)
+    gt[0, 0, :2] = 1
+    gt[0, 1, :2] = 1  # true region: 4 pixels
+    s = overlap_scores(a, gt)
+    np.testing.assert_allclose([s["mass_inside"][0], s["precision"][0], s["recall"][0], s["iou"][0]], [0.75, 2 / 3, 0.5, 0.4])
+    assert np.isnan(s["precision"][1])  # a real image is not scored
+    summ = overlap_summary(a, gt)
+    assert summ["n_fake"] == 1 and summ["n_real"] == 1 and summ["gt_share"] == 0.25
+    assert summ["precision_lift"] == pytest.approx((2 / 3) / 0.25)
