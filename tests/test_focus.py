@@ -218,3 +218,16 @@ def test_cam_map_sources_zero_real_faces(source):
     m = fmaps.compute_maps(source, {"image": x, "label": y}, model=vit, size=(16, 16))
     assert m.shape == (3, 1, 16, 16) and torch.all(m[1] == 0)
     assert 0 <= m.min() and m.max() <= 1
+
+
+def test_minus_carp_maps_are_class_token_attention():
+    model = tiny_focus(carp=False, modality=None).eval()
+    x = torch.rand(2, 3, 2, 2)
+    out = model(x)
+    vit = model.rgb.vit
+    vit.blocks[-1].attn.fused_attn = False  # timm's explicit path keeps the softmax weights
+    seen = {}
+    vit.blocks[-1].attn.attn_drop.register_forward_hook(lambda m, a, o: seen.setdefault("a", o))
+    model(x)
+    att = seen["a"].mean(1)[:, 0, 1:].reshape(2, 1, 2, 2)  # class-token row, image tokens, mean of heads
+    assert torch.allclose(out["car_rgb"], att / att.amax(dim=(2, 3), keepdim=True), atol=1e-6)

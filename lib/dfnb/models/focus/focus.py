@@ -108,19 +108,17 @@ class Branch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = (x - self.mean) / self.std
-        b = x.shape[0]
-        h, w = self.grid
         if self.carp is not None:
-            feats = self.vit.forward_features(x)
-            tokens = feats[:, self.n_prefix:]
+            tokens = self.vit.forward_features(x)[:, self.n_prefix:]
             r = self.carp(tokens, self.grid)
             return {"tokens": tokens, "logits": r["logits"], "car": r["car"], "car_fake": r["car_fake"]}
-        v = self.vit
-        z = v.norm_pre(v.patch_drop(v._pos_embed(v.patch_embed(x))))
-        for blk in v.blocks[:-1]:
-            z = blk(z)
-        att = cls_self_attention(v.blocks[-1], z)[:, self.n_prefix:].reshape(b, 1, h, w)
-        z = v.norm(v.blocks[-1](z))
+        last, seen = self.vit.blocks[-1], []
+        hook = last.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+        try:
+            z = self.vit.forward_features(x)
+        finally:
+            hook.remove()
+        att = cls_self_attention(last, seen[0])[:, self.n_prefix:].reshape(x.shape[0], 1, *self.grid)
         return {"tokens": z[:, self.n_prefix:], "logits": self.head(z[:, 0]), "car": att, "car_fake": att}
 
 
