@@ -16,7 +16,15 @@ from dfnb.models.dadf import (SAM_CONFIGS, VARIANTS, AdaptedEncoder, MultiscaleA
 from dfnb.models.dadf.pretrain import box_prompt, point_prompt, pretrain_micro_sam
 from dfnb.models.dadf.sam import resize_position_tables
 
-torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # small convolutions on a shared 2-core machine: one thread avoids OpenMP waits
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _dadf(name="dadf", **kw):
@@ -113,6 +121,9 @@ def test_forward_contract_and_frozen_encoder_gets_no_grad(model):
     # zero-initialised output convs: their gradient is non-zero from the first step
     assert all(a.proj_out.weight.grad.abs().sum() > 0 for a in model.encoder.adapters)
     assert 0 < trainable_parameter_share(model) < 1
+    counts = model.parameter_counts()
+    assert sum(v[0] for k, v in counts.items() if k != "total") == counts["total"][0]
+    assert counts["sam_encoder"][1] == 0 and counts["adapters"][0] == counts["adapters"][1] > 0
     assert count_parameters(model, True) == sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -286,10 +297,28 @@ def test_prompts_lie_in_their_masks():
 
 def test_pretrain_micro_sam_runs_saves_and_loads(tmp_path):
     path = tmp_path / "micro_sam.pt"
-    sam, hist = pretrain_micro_sam(_parts(4), steps=2, batch_size=2, save_path=path, progress=False)
+    sam, hist = pretrain_micro_sam(_parts(4), steps=2, batch_size=2, img_size=64, save_path=path, progress=False)
     assert hist["steps"] == 2 and len(hist["loss"]) == 2 and np.isfinite(hist["loss"]).all()
     assert hist["empty_masks_skipped"] == 4 and hist["images_seen"] == 4
     m = create_model("dadf", micro_sam_path=str(path))
     assert torch.equal(m.encoder.encoder.pos_embed, sam.image_encoder.pos_embed)
     with pytest.raises(ValueError, match="no non-empty part mask"):
         pretrain_micro_sam([(torch.rand(3, 32, 32), [torch.zeros(32, 32)])], steps=1, progress=False)
+
+
+def test_official_checkpoint_path_loads_and_resizes(tmp_path, monkeypatch):
+    # stand a tiny architecture in for vit_b so that Meta's raw-state-dict path runs fast
+    tiny = dict(SAM_CONFIGS["micro"], patch_size=16, img_size=128)
+    monkeypatch.setitem(SAM_CONFIGS, "vit_b", tiny)
+    torch.manual_seed(0)
+    src = build_sam("vit_b")
+    path = tmp_path / "sam_vit_b.pth"
+    torch.save(src.state_dict(), path)
+    same = load_sam(None, path)  # type inferred from the shapes
+    assert torch.equal(same.image_encoder.pos_embed, src.image_encoder.pos_embed)
+    small = load_sam("vit_b", path, img_size=64)  # position tables interpolated 8x8 -> 4x4
+    assert small.image_encoder.pos_embed.shape == (1, 4, 4, 192)
+    m = create_model("dadf", sam_checkpoint=str(path), img_size=64)
+    assert m(torch.rand(1, 3, 64, 64))["mask_logit"].shape == (1, 1, 64, 64)
+    with pytest.raises(ValueError, match="sam_checkpoint is for Meta"):
+        create_model("dadf", sam_checkpoint=str(path), model_type="micro")

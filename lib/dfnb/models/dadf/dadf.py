@@ -9,6 +9,10 @@ Pipeline (Fig. 2; all SAM parts from ``segment-anything``)::
     prompt-free SAM mask decoder (no points/boxes/mask)                    M      (B,1,4g,4g)
     GAP(sigmoid M) + FC                                     (heads.py)     logit  (B,)
 
+The forward pass never sees labels: it computes the noisy features for every noised sample
+(a random ``noise_p`` share in training, all at evaluation) and returns them; ``losses`` picks
+the real (or fake, or all) ones for ``L_rec`` from ``batch["label"]`` (rga.py explains why).
+
 ``L = L_seg + lambda_rec * L_rec + lambda_cls * L_cls`` (Eq. 8, both lambdas 0.1).
 ``L_seg`` is pixel BCE against ``batch["mask"]`` (the paper names no segmentation loss;
 ``seg_loss="bce+dice"`` adds a soft Dice term per image), ``L_cls`` BCE on ``batch["label"]``,
@@ -19,6 +23,14 @@ Frozen: SAM's image encoder (patch embedding, blocks, neck) and prompt encoder, 
 of the decoder that prompt-free single-mask decoding never uses (IoU head, the hypernetwork
 MLPs of the three multimask outputs).  The
 baselines (baselines.py) reuse this class with other switches.
+
+Trainable share (``trainable_parameter_share``; trainable / all parameters of the model).
+The paper reports 18.64% for DADF on SAM ViT-H.  With our reading (adapter after each of the 32
+blocks, branch width 256 from Fig. 3, learnable 1280x1280 skip of Eq. 3) it is 26.4% on ViT-H
+(228.2M of 865.8M); a branch width of 176 would give 18.7%, so the paper's adapters are
+probably narrower or lighter than Fig. 3 suggests.  micro-SAM DADF: 1.28M of 3.47M (36.8%),
+because the decoder is large relative to a 4-block encoder.  :meth:`DADF.parameter_counts`
+gives the split per part.
 
 Prompt-free decoding: the decoder gets no sparse prompt tokens (or ``prompt_tokens``
 learnable ones, for the ``sam_prompt`` baseline) and the "no mask" dense embedding; its
@@ -102,6 +114,17 @@ class DADF(nn.Module):
     @property
     def img_size(self) -> int:
         return self.encoder.encoder.img_size
+
+    def parameter_counts(self) -> dict[str, tuple[int, int]]:
+        """``{part: (parameters, trainable parameters)}`` for the encoder, adapters, heads, decoder."""
+        parts = {"sam_encoder": self.encoder.encoder, "adapters": self.encoder.adapters,
+                 "task_head": self.task_head, "rga": self.rga, "prompt_encoder": self.prompt_encoder,
+                 "mask_decoder": self.mask_decoder, "cls_head": self.cls_head}
+        out = {k: (count_parameters(m), count_parameters(m, True)) for k, m in parts.items() if m is not None}
+        if self.prompt is not None:
+            out["prompt"] = (self.prompt.numel(), self.prompt.numel() * self.prompt.requires_grad)
+        out["total"] = (count_parameters(self), count_parameters(self, True))
+        return out
 
     # ------------------------------------------------------------------ forward
     def _noise(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
