@@ -48,7 +48,7 @@ from torch import nn
 from dfnb.models.dadf.adapter import AdaptedEncoder, build_adapters
 from dfnb.models.dadf.heads import MaskClassificationHead, TaskHead
 from dfnb.models.dadf.rga import NOISE_STD, REC_ON, ReconstructionGuidedAttention, noise_mask, reconstruction_loss
-from dfnb.models.dadf.sam import OFFICIAL_TYPES, count_parameters, load_sam, trainable_parameter_share
+from dfnb.models.dadf.sam import OFFICIAL_TYPES, count_parameters, decode_masks, load_sam, trainable_parameter_share
 from dfnb.registry import register_model
 
 __all__ = ["DADF", "dadf", "make_sam", "trainable_parameter_share", "count_parameters"]
@@ -143,8 +143,6 @@ class DADF(nn.Module):
 
     def decode(self, feats: torch.Tensor) -> torch.Tensor:
         """Prompt-free SAM decoding: ``(B, C, g, g)`` -> mask logits ``(B, 1, 4g, 4g)``."""
-        from dfnb.models.dadf.sam import decode_masks
-
         b, c = feats.shape[:2]
         sparse = self.prompt.expand(b, -1, -1) if self.prompt is not None else feats.new_zeros(b, 0, c)
         dense = self.prompt_encoder.no_mask_embed.weight.view(1, c, 1, 1).expand(b, c, *feats.shape[-2:])

@@ -67,16 +67,17 @@ def point_prompt(mask: torch.Tensor, generator: torch.Generator | None = None) -
 
 
 def box_prompt(mask: torch.Tensor, jitter: float = 0.1, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Bounding box ``(x0, y0, x1, y1)`` of a bool ``(H, W)`` mask, each edge moved by up to ``jitter`` x side."""
+    """Box ``(x0, y0, x1, y1)`` of a bool ``(H, W)`` mask: its first and last pixel indices (SAM's
+    convention), each edge moved by up to ``jitter`` x the box side (+1) and clipped to the image."""
     ys, xs = torch.nonzero(mask, as_tuple=True)
     if len(ys) == 0:
         raise ValueError("cannot draw a box around an empty mask")
-    box = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
+    box = torch.tensor([xs.min(), ys.min(), xs.max(), ys.max()], dtype=torch.float32)
     if jitter > 0:
-        side = torch.tensor([box[2] - box[0], box[3] - box[1]] * 2)
+        side = torch.tensor([box[2] - box[0] + 1, box[3] - box[1] + 1] * 2)
         box = box + (torch.rand(4, generator=generator) * 2 - 1) * jitter * side
     h, w = mask.shape
-    return box.clamp(min=0).minimum(torch.tensor([w, h, w, h], dtype=torch.float32))
+    return box.clamp(min=0).minimum(torch.tensor([w - 1, h - 1, w - 1, h - 1], dtype=torch.float32))
 
 
 def _samples(samples: Iterable, size: int, gen: torch.Generator, stats: dict) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -163,15 +164,18 @@ def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: i
         masks = torch.stack([p[1] for p in pairs]).to(device)
         use_box = torch.rand(len(pairs), generator=gen) < box_prob
         emb = sam.image_encoder((images - sam.pixel_mean) / sam.pixel_std)
-        losses, ious = [], []
-        if (~use_box).any():
-            pts = torch.stack([point_prompt(m, gen) for m in masks[~use_box].cpu()]).to(device)
-            l, i = _prompt_losses(sam, emb[~use_box.to(device)], masks[~use_box.to(device)], pts, None)
-            losses.append(l), ious.append(i)
-        if use_box.any():
-            bxs = torch.stack([box_prompt(m, box_jitter, gen) for m in masks[use_box].cpu()]).to(device)
-            l, i = _prompt_losses(sam, emb[use_box.to(device)], masks[use_box.to(device)], None, bxs)
-            losses.append(l), ious.append(i)
+        parts = []  # (per-prompt losses, IoUs) for the point group and the box group
+        for sel, is_box in ((~use_box, False), (use_box, True)):
+            if not sel.any():
+                continue
+            ms = masks[sel.to(device)]
+            if is_box:
+                prompt = torch.stack([box_prompt(m, box_jitter, gen) for m in ms.cpu()]).to(device)
+                parts.append(_prompt_losses(sam, emb[sel.to(device)], ms, None, prompt))
+            else:
+                prompt = torch.stack([point_prompt(m, gen) for m in ms.cpu()]).to(device)
+                parts.append(_prompt_losses(sam, emb[sel.to(device)], ms, prompt, None))
+        losses, ious = zip(*parts)
         loss = torch.cat(losses).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
