@@ -1,0 +1,94 @@
+"""``dfnb data ...``: render synthetic benchmarks to a folder, list them, preprocess real data sets.
+
+    dfnb data synth --out DIR --name ffpp-syn --n 100 --seed 0 --size 128 [--quality hq] [--split all]
+    dfnb data list
+    dfnb data real --name ffpp --root /data/FF++ --out DIR [--frames 8] [--split test]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("data", help="synthetic benchmarks and real data-set preprocessing")
+    sub = p.add_subparsers(dest="data_command", required=True)
+
+    s = sub.add_parser("synth", help="render a synthetic benchmark into --out (one folder per split)")
+    s.add_argument("--out", required=True, help="output folder; DIR/<split>/ gets images/, masks/, index.csv, meta.json")
+    s.add_argument("--name", default="ffpp-syn", help="benchmark name (see `dfnb data list`)")
+    s.add_argument("--n", type=int, default=None,
+                   help="real videos (identities) in all, shared 72/14/14 by train/val/test "
+                        "(with --split X: videos in that split); default: the benchmark's own sizes")
+    s.add_argument("--frames", type=int, default=None, help="frames per video (default: the benchmark's)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--size", type=int, default=128, help="image side in pixels")
+    s.add_argument("--quality", default="hq", help="raw | hq | lq (or c0 | c23 | c40)")
+    s.add_argument("--split", default="all", choices=["all", "train", "val", "test"])
+    s.add_argument("--methods", default=None, help="comma-separated subset, e.g. real,faceswap")
+    s.add_argument("--overwrite", action="store_true", help="replace existing split folders")
+    s.set_defaults(func=_synth)
+
+    ls = sub.add_parser("list", help="list the synthetic benchmarks and what each imitates")
+    ls.set_defaults(func=_list)
+
+    r = sub.add_parser("real", help="sample, detect and crop faces of a real data set into --out")
+    r.add_argument("--name", required=True, help="ffpp | celebdf | dfdc | dfdcp | dfd | dftimit | dfo | wdf | fmld")
+    r.add_argument("--root", required=True, help="the data set's root folder, in its published layout")
+    r.add_argument("--out", default=None, help="cache folder (default: results/_cache/real)")
+    r.add_argument("--split", default="test")
+    r.add_argument("--frames", type=int, default=8, help="frames per video, evenly spaced")
+    r.add_argument("--size", type=int, default=256)
+    r.add_argument("--quality", default="c23")
+    r.add_argument("--detector", default="auto", help="auto | mediapipe | cascade")
+    r.set_defaults(func=_real)
+    return p
+
+
+def _split_sizes(n: int | None, split: str) -> dict:
+    from dfnb.data.benchmark import SPLIT_FRACTIONS, SPLITS
+
+    splits = list(SPLITS) if split == "all" else [split]
+    if n is None:
+        return {s: None for s in splits}
+    if n < 1:
+        raise SystemExit("--n must be >= 1")
+    if split != "all":
+        return {split: n}
+    sizes = {s: max(1, round(n * SPLIT_FRACTIONS[s])) for s in ("val", "test")}
+    sizes["train"] = max(1, n - sizes["val"] - sizes["test"])
+    return {s: sizes[s] for s in SPLITS}
+
+
+def _synth(args) -> int:
+    from dfnb.data.benchmark import write_split
+
+    methods = args.methods.split(",") if args.methods else None
+    out = Path(args.out)
+    total = {}
+    for split, n in _split_sizes(args.n, args.split).items():
+        meta = write_split(out / split, args.name, split, size=args.size, n_videos=n, frames_per_video=args.frames,
+                           quality=args.quality, seed=args.seed, methods=methods, progress=True,
+                           overwrite=args.overwrite)
+        total[split] = {"faces": meta["n_faces"], "faces_per_s": meta["faces_per_s"], "MB": round(meta["bytes"] / 2**20, 2),
+                        "counts": meta["counts"]}
+    print(json.dumps({"out": str(out), "name": args.name, "splits": total}, indent=1))
+    return 0
+
+
+def _list(args) -> int:
+    from dfnb.data.benchmark import BENCHMARKS
+
+    for name, spec in BENCHMARKS.items():
+        print(f"{name:13s} {spec.imitates}  [style={spec.style.name}; methods={','.join(spec.methods)}]")
+    return 0
+
+
+def _real(args) -> int:
+    from dfnb.data.real import load_real
+
+    ds = load_real(args.name, args.root, split=args.split, frames_per_video=args.frames, size=args.size,
+                   quality=args.quality, detector=args.detector, cache=args.out)
+    print(json.dumps({"root": str(ds.root), "summary": ds.summary(), "skipped": ds.skipped[:20]}, indent=1))
+    return 0
