@@ -79,9 +79,10 @@ def _naive_neighbouring(maps, lam, tau1):
     return out
 
 
-def test_neighbouring_fusion_matches_loops():
-    g = torch.Generator().manual_seed(0)
-    maps = torch.rand(3, 5, 6, generator=g) * (torch.rand(3, 5, 6, generator=g) > 0.5)
+@pytest.mark.parametrize("d", [1, 2, 3, 5])
+def test_neighbouring_fusion_matches_loops(d):
+    g = torch.Generator().manual_seed(d)
+    maps = torch.rand(d, 5, 6, generator=g) * (torch.rand(d, 5, 6, generator=g) > 0.5)
     torch.testing.assert_close(neighbouring_fusion(maps, lam=0.15, tau1=0.3), _naive_neighbouring(maps, 0.15, 0.3))
 
 
@@ -250,6 +251,7 @@ class _Tiny(nn.Module):
         super().__init__()
         torch.manual_seed(seed)
         self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)  # has a 0-dim buffer (num_batches_tracked) to hash
         self.act = nn.ReLU()
         self.fc = nn.Linear(4, 1)
         self.cam_layer = "act"
@@ -257,7 +259,7 @@ class _Tiny(nn.Module):
 
     def forward(self, x):
         self.calls += 1
-        return {"logit": self.fc(self.act(self.conv(x)).mean((2, 3)))[:, 0]}
+        return {"logit": self.fc(self.act(self.bn(self.conv(x))).mean((2, 3)))[:, 0]}
 
 
 class _Data:
@@ -279,6 +281,7 @@ def test_maps_computed_once_and_cached(tmp_path):
     assert store.maps.shape == (5, 2, 16, 16) and store.detectors == ["a", "b"]
     calls = zoo["a"].calls
     assert calls == 3  # ceil(5 / 2) batches
+    assert all(p.requires_grad for m in zoo.values() for p in m.parameters())  # weights unfrozen again
     again = zoo_maps(zoo, data, batch_size=2, cache_dir=tmp_path, progress=False)
     assert zoo["a"].calls == calls and np.array_equal(again.maps, store.maps) and again.path == store.path
     from dfnb.cam import GradCAM

@@ -116,9 +116,11 @@ def neighbouring_fusion(maps, lam: float = 0.15, tau1: float = 0.3, radius: int 
     count = valid.sum(dim=2)  # (1,1,H,W) = |N(x)|
     B, D, H, W = t.shape
     g = torch.zeros(B, H, W, dtype=torch.bool)
-    for k in range(D):  # centre map
-        centre = t[:, k : k + 1, None]  # (B,1,1,H,W)
-        gap = ((nb - centre).abs() * valid).sum(dim=2) / count  # (B,D,H,W): one value per map j
+    # For a fixed map j, c -> mean_a |A_j(a) - c| is convex in c, so its maximum over the centre
+    # values c = A_k(x), k = 1..D, is reached at min_k A_k(x) or max_k A_k(x): two centres suffice.
+    centres = (t.amin(dim=1), t.amax(dim=1)) if D > 2 else tuple(t.unbind(dim=1))
+    for c in centres:
+        gap = ((nb - c[:, None, None]).abs() * valid).sum(dim=2) / count  # (B,D,H,W): one value per map j
         g |= (gap > lam).any(dim=1)
     neigh_max = nb.amax(dim=(1, 2))  # zero padding is harmless: maps are >= 0
     out = torch.where(g, neigh_max, torch.zeros_like(neigh_max))
