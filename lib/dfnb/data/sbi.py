@@ -32,7 +32,7 @@ def to_float(image: np.ndarray) -> np.ndarray:
 
 def quantize_mask(m: np.ndarray) -> np.ndarray:
     """Round a mask to multiples of 1/255 (exactly what an 8-bit PNG can hold); float32 (H, W)."""
-    return (np.round(np.clip(m, 0, 1) * 255) * np.float32(1 / 255)).astype(np.float32)
+    return (np.round(np.clip(m, 0, 1) * 255).astype(np.float32) / np.float32(255)).astype(np.float32)
 
 
 def blend(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
