@@ -1,0 +1,198 @@
+"""Real data-set loaders on small fixture trees (tiny videos written with OpenCV)."""
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from dfnb.data import load_real
+from dfnb.data.real import crop_face, list_items, read_frames, sample_indices
+
+W = 160
+
+
+def _face_frames(n=5, shift=3):
+    face = cv2.resize(skimage.data.astronaut()[10:250, 110:330], (104, 114))
+    out = []
+    for t in range(n):
+        fr = np.full((W, W, 3), 70, np.uint8)
+        y, x = 18 + t % 2, 26 + shift * t
+        fr[y:y + 114, x:x + 104] = face
+        out.append(fr)
+    return out
+
+
+def _write_video(path: Path, frames):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, W))
+    assert w.isOpened()
+    for f in frames:
+        w.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    w.release()
+
+
+def _no_face(n=4):
+    g = np.linspace(0, 255, W, dtype=np.uint8)
+    return [np.stack([np.tile(g, (W, 1))] * 3, -1) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def ffpp(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ffpp")
+    orig = root / "original_sequences/youtube/c23/videos"
+    _write_video(orig / "000.avi", _face_frames())
+    _write_video(orig / "001.avi", _no_face())  # a video with no face
+    orig.joinpath("002.avi").write_bytes(b"\x00garbage" * 50)  # a corrupt video
+    _write_video(orig / "003.avi", _face_frames(6))
+    man = root / "manipulated_sequences/Deepfakes/c23/videos"
+    _write_video(man / "000_003.avi", _face_frames())
+    _write_video(man / "003_000.avi", _face_frames(6))
+    mask = [np.zeros((W, W, 3), np.uint8) for _ in range(5)]
+    for m in mask:
+        m[60:110, 50:110] = 255
+    _write_video(root / "manipulated_sequences/Deepfakes/masks/videos/000_003.avi", mask)
+    for m in ("Face2Face", "FaceSwap", "NeuralTextures"):
+        (root / "manipulated_sequences" / m / "c23/videos").mkdir(parents=True)
+    (root / "splits").mkdir()
+    (root / "splits/test.json").write_text(json.dumps([["000", "003"], ["001", "002"]]))
+    (root / "splits/train.json").write_text(json.dumps([["900", "901"]]))
+    return root
+
+
+def test_sample_indices():
+    assert sample_indices(10, 4).tolist() == [0, 3, 6, 9]
+    assert sample_indices(3, 8).tolist() == [0, 1, 2]
+    assert sample_indices(0, 4).tolist() == []
+
+
+def test_read_frames_and_crop(ffpp):
+    idx, frames = read_frames(str(ffpp / "original_sequences/youtube/c23/videos/000.avi"), 3)
+    assert idx == [0, 2, 4] and frames[0].shape == (W, W, 3) and frames[0].dtype == np.uint8
+    img = np.zeros((100, 200, 3), np.uint8)
+    img[40:60, 90:110] = 255
+    mask = np.zeros((50, 100), np.uint8)  # half-resolution mask frame, warped the same way
+    mask[20:30, 45:55] = 255
+    crop, mc, M = crop_face(img, (90, 40, 20, 20), size=26, margin=1.3, mask=mask)
+    assert crop.shape == (26, 26, 3) and mc.shape == (26, 26)
+    assert crop[13, 13].min() == 255 and crop[0, 0].max() == 0  # face box centred, margin 1.3 shows border
+    assert mc[13, 13] == 255 and mc[0, 0] == 0
+    assert np.allclose(M @ [100, 50, 1], [13, 13])
+
+
+def test_ffpp_layout_with_skips_counted(ffpp, tmp_path):
+    with pytest.warns(UserWarning, match="skipped 2 videos"):
+        ds = load_real("ffpp", ffpp, split="test", frames_per_video=3, size=64, methods=["real", "deepfakes"],
+                       cache=tmp_path, progress=False)
+    s = ds.summary()
+    assert s["real"] == 6 and s["deepfakes"] == 6  # 000 and 003 (3 frames each); 000_003 and 003_000
+    reasons = {Path(x["path"]).name: x["reason"] for x in ds.skipped if "frame" not in x}
+    assert "unreadable" in reasons["002.avi"] and "no face" in reasons["001.avi"]
+    x = ds[0]
+    assert x["image"].shape == (3, 64, 64) and x["mask"].max() == 0 and x["dataset"] == "ffpp"
+    fakes = [i for i, r in enumerate(ds.rows) if r["video_id"] == "000_003"]
+    m = ds[fakes[0]]["mask"][0]
+    assert m.max() > 0.9 and m[0, 0] == 0  # the mask video frame, warped like the face
+    nomask = [i for i, r in enumerate(ds.rows) if r["video_id"] == "003_000"]
+    assert ds.rows[nomask[0]]["post"] == "no-mask"
+    # cached: the second call does not re-read the videos
+    again = load_real("ffpp", ffpp, split="test", frames_per_video=3, size=64, methods=["real", "deepfakes"],
+                      cache=tmp_path, progress=False)
+    assert again.root == ds.root and len(again.skipped) == len(ds.skipped)
+
+
+def test_missing_or_malformed_roots(ffpp, tmp_path):
+    with pytest.raises(FileNotFoundError, match="root.*Expected layout.*original_sequences"):
+        load_real("ffpp", tmp_path / "nope", cache=tmp_path)
+    with pytest.raises(FileNotFoundError, match="parameter root is None"):
+        load_real("celebdf", None)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="Celeb-real"):
+        load_real("celebdf", tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="split file"):
+        list_items("ffpp", ffpp, split="val")
+    with pytest.raises(FileNotFoundError, match="FaceShifter"):
+        list_items("ffpp", ffpp, split="test", methods=["faceshifter"])
+    with pytest.raises(KeyError, match="unknown real data set"):
+        list_items("ff", ffpp)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "dataset.json").write_text("{not json")
+    with pytest.raises(ValueError):
+        list_items("dfdcp", tmp_path / "bad")
+
+
+def test_all_videos_without_faces_is_an_error(tmp_path):
+    root = tmp_path / "cdf"
+    _write_video(root / "Celeb-real/id0_0000.avi", _no_face())
+    (root / "List_of_testing_videos.txt").write_text("1 Celeb-real/id0_0000.avi\n")
+    with pytest.raises(RuntimeError, match="every one of 1 videos was skipped"):
+        load_real("celebdf", root, cache=tmp_path / "c", progress=False, size=32, frames_per_video=2)
+
+
+def test_celebdf_list_convention_and_splits(tmp_path):
+    root = tmp_path / "cdf"
+    _write_video(root / "Celeb-real/id0_0000.avi", _face_frames(3))
+    _write_video(root / "YouTube-real/00001.avi", _face_frames(3))
+    _write_video(root / "Celeb-synthesis/id0_id1_0000.avi", _face_frames(3))
+    (root / "List_of_testing_videos.txt").write_text("1 YouTube-real/00001.avi\n0 Celeb-synthesis/id0_id1_0000.avi\n")
+    test = list_items("celebdf", root, "test")
+    assert sorted((Path(i.path).name, i.label, i.method) for i in test) == [
+        ("00001.avi", 0, "real"), ("id0_id1_0000.avi", 1, "celebdf")]
+    assert [Path(i.path).name for i in list_items("celebdf", root, "train")] == ["id0_0000.avi"]
+    ds = load_real("celebdf", root, frames_per_video=2, size=48, cache=tmp_path / "c", progress=False)
+    assert ds.summary() == {"real": 2, "celebdf": 2, "skipped": 0}
+
+
+def test_other_layouts(tmp_path):
+    # DFDC training part + test labels
+    r = tmp_path / "dfdc"
+    _write_video(r / "dfdc_train_part_0/a.avi", _face_frames(2))
+    _write_video(r / "dfdc_train_part_0/b.avi", _face_frames(2))
+    (r / "dfdc_train_part_0/metadata.json").write_text(json.dumps({"a.avi": {"label": "FAKE"}, "b.avi": {"label": "REAL"}}))
+    _write_video(r / "test/videos/c.avi", _face_frames(2))
+    (r / "test/labels.csv").write_text("filename,label\nc.avi,1\n")
+    assert [(i.label, i.method) for i in list_items("dfdc", r, "train")] == [(1, "dfdc"), (0, "real")]
+    assert [(i.label, i.method) for i in list_items("dfdc", r, "test")] == [(1, "dfdc")]
+    # DFDC preview
+    r = tmp_path / "dfdcp"
+    (r).mkdir()
+    (r / "dataset.json").write_text(json.dumps({"method_A/1/x.mp4": {"label": "fake", "set": "test"},
+                                                "original_videos/1/y.mp4": {"label": "real", "set": "train"}}))
+    assert [(i.method, i.label) for i in list_items("dfdcp", r, "test")] == [("dfdcp_method_a", 1)]
+    # WildDeepfake: leaf folders of png frames are videos
+    r = tmp_path / "wdf"
+    for lab in ("real", "fake"):
+        d = r / f"{lab}_test/v1/s1"
+        d.mkdir(parents=True)
+        for t, f in enumerate(_face_frames(3)):
+            cv2.imwrite(str(d / f"{t}.png"), f)
+    ds = load_real("wdf", r, split="test", frames_per_video=2, size=48, cache=tmp_path / "c", progress=False)
+    assert ds.summary() == {"real": 2, "wdf": 2, "skipped": 0}
+    # FMLD: pre-aligned images with masks, no detection
+    r = tmp_path / "fmld"
+    for sub in ("real", "fake", "mask"):
+        (r / "test" / sub).mkdir(parents=True)
+    cv2.imwrite(str(r / "test/real/a.png"), _no_face(1)[0])
+    cv2.imwrite(str(r / "test/fake/b.png"), _no_face(1)[0])
+    m = np.zeros((W, W), np.uint8)
+    m[:, : W // 2] = 255
+    cv2.imwrite(str(r / "test/mask/b.png"), m)
+    ds = load_real("fmld", r, split="test", size=32, cache=tmp_path / "c", progress=False)
+    fk = [i for i in range(len(ds)) if ds.rows[i]["label"] == 1][0]
+    assert ds[fk]["mask"][0, :, :14].min() > 0.9 and ds[fk]["mask"][0, :, 18:].max() < 0.1
+    # DF-TIMIT and DeeperForensics and DFD listings
+    r = tmp_path / "timit"
+    _write_video(r / "higher_quality/fadg0/sa1.avi", _face_frames(2))
+    _write_video(r / "lower_quality/fadg0/sa1.avi", _face_frames(2))
+    assert sorted(i.method for i in list_items("dftimit", r)) == ["dftimit_hq", "dftimit_lq"]
+    r = tmp_path / "dfo"
+    _write_video(r / "manipulated_videos/end_to_end/000_M101.avi", _face_frames(2))
+    (r / "lists/splits").mkdir(parents=True)
+    (r / "lists/splits/test.txt").write_text("000_M101.mp4\n")
+    _write_video(r / "real/000.avi", _face_frames(2))
+    assert sorted(i.method for i in list_items("dfo", r, "test")) == ["dfo_end_to_end", "real"]
+    r = tmp_path / "dfd"
+    _write_video(r / "original_sequences/actors/c23/videos/01__walk.avi", _face_frames(2))
+    _write_video(r / "manipulated_sequences/DeepFakeDetection/c23/videos/01_02__walk.avi", _face_frames(2))
+    assert sorted(i.method for i in list_items("dfd", r)) == ["deepfakes", "real"]
