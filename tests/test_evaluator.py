@@ -54,13 +54,14 @@ def test_effnet_b4_is_the_default():
 
 def test_lite0_real_weights_when_helper_exists():
     backbones = pytest.importorskip("dfnb.models.backbones")
-    if not any(hasattr(backbones, n) for n in ("efficientnet_lite0_pretrained", "load_efficientnet_lite0",
-                                                 "create_efficientnet_lite0")):
-        pytest.skip("no efficientnet_lite0 loader in dfnb.models.backbones yet")
+    if not hasattr(backbones, "efficientnet_lite0_imagenet") or not backbones.lite0_weights_available():
+        pytest.skip("no offline efficientnet_lite0 weights")
     a = EffNetFPNEvaluator(backbone="efficientnet_lite0", pretrained=True)
-    torch.manual_seed(0)
-    b = EffNetFPNEvaluator(backbone="efficientnet_lite0", pretrained=False)
-    assert not torch.equal(a.net.conv_stem.weight, b.net.conv_stem.weight)
+    ref = backbones.efficientnet_lite0_imagenet(num_classes=0)
+    assert torch.equal(a.net.conv_stem.weight, ref.conv_stem.weight)
+    assert torch.equal(a.mean.flatten(), torch.full((3,), 0.5)) and torch.equal(a.std.flatten(), torch.full((3,), 0.5))
+    out = a(torch.rand(2, 3, 64, 64))
+    assert out["mask_logit"].shape == (2, 1, 64, 64) and torch.isfinite(out["logit"]).all()
 
 
 def test_pcl_consistency_target_and_loss():

