@@ -64,12 +64,12 @@ def test_neighbouring_fusion_cross_map_gap():
     assert torch.equal(neighbouring_fusion(near), torch.full((4, 4), 0.4375))  # the Eq. 6 base
 
 
-def _naive_neighbouring(maps, lam, tau1):
+def _naive_neighbouring(maps, lam, tau1, r=1):
     D, H, W = maps.shape
     out = torch.zeros(H, W)
     for y in range(H):
         for x in range(W):
-            nb = [(yy, xx) for yy in range(y - 1, y + 2) for xx in range(x - 1, x + 2)
+            nb = [(yy, xx) for yy in range(y - r, y + r + 1) for xx in range(x - r, x + r + 1)
                   if (yy, xx) != (y, x) and 0 <= yy < H and 0 <= xx < W]
             g = any(sum(abs(maps[j, yy, xx] - maps[k, y, x]) for yy, xx in nb) / len(nb) > lam
                     for j in range(D) for k in range(D))
@@ -79,11 +79,12 @@ def _naive_neighbouring(maps, lam, tau1):
     return out
 
 
-@pytest.mark.parametrize("d", [1, 2, 3, 5])
-def test_neighbouring_fusion_matches_loops(d):
+@pytest.mark.parametrize("d, r", [(1, 1), (2, 1), (3, 1), (5, 1), (3, 2)])
+def test_neighbouring_fusion_matches_loops(d, r):
     g = torch.Generator().manual_seed(d)
     maps = torch.rand(d, 5, 6, generator=g) * (torch.rand(d, 5, 6, generator=g) > 0.5)
-    torch.testing.assert_close(neighbouring_fusion(maps, lam=0.15, tau1=0.3), _naive_neighbouring(maps, 0.15, 0.3))
+    want = _naive_neighbouring(maps, 0.15, 0.3, r)
+    torch.testing.assert_close(neighbouring_fusion(maps, lam=0.15, tau1=0.3, radius=r), want)
 
 
 def test_named_fusions():
@@ -166,12 +167,8 @@ def test_p0_is_the_baseline_and_draws_nothing():
 
 
 def test_p0_training_identical_to_baseline():
-    """Two short SGD runs, one with the p = 0 transform: identical weights.  With the engine's fit
-    when it exists, else a plain loop that draws from the same generator after the transform."""
-    try:
-        from dfnb.engine import fit  # noqa: F401
-    except ImportError:
-        fit = None
+    """A plain SGD loop whose later steps draw from the transform's generator: p = 0 gives the very
+    same weights as no transform (and p = 1 does not, so the check can fail)."""
 
     def run(transform):
         torch.manual_seed(0)
@@ -192,6 +189,26 @@ def test_p0_training_identical_to_baseline():
     base = run(None)
     assert torch.equal(run(PRLEAugment(_fused_store(), p=0.0)), base)
     assert not torch.equal(run(PRLEAugment(_fused_store(), p=1.0)), base)
+
+
+def test_p0_engine_fit_identical_to_baseline():
+    """The same with the engine's ``fit`` (toy_cnn, two steps)."""
+    engine = pytest.importorskip("dfnb.engine")
+    import dfnb
+
+    data = _Data(n=8, size=8)
+    store = FusedMaps(_fused_store(n=8).maps, [f"synth|blend|v{i}|0" for i in range(8)])
+
+    def run(transform):
+        torch.manual_seed(0)
+        model = dfnb.create_model("toy_cnn", width=4, img_size=8)
+        with pytest.warns(UserWarning):  # no validation set
+            engine.fit(model, data, None, epochs=1, batch_size=4, lr=0.05, seed=3, progress=False, train_transform=transform)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    base = run(None)
+    assert torch.equal(run(PRLEAugment(store, p=0.0)), base)
+    assert not torch.equal(run(PRLEAugment(store, p=1.0, alpha=1.0)), base)
 
 
 def test_augment_p1_alpha1_removes_whole_mask_and_weights():
@@ -271,7 +288,8 @@ class _Data:
         return len(self.images)
 
     def __getitem__(self, i):
-        return {"image": self.images[i], "label": 1, "dataset": "synth", "method": "blend", "video_id": f"v{i}", "frame": 0}
+        return {"image": self.images[i], "mask": torch.zeros(1, *self.images.shape[-2:]), "label": torch.tensor(i % 2),
+                "dataset": "synth", "method": "blend", "video_id": f"v{i}", "frame": 0}
 
 
 def test_maps_computed_once_and_cached(tmp_path):

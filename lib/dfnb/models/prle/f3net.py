@@ -24,7 +24,7 @@ two trunks' pooled features are concatenated and classified by one linear layer 
 late-fusion variant).  No ImageNet initialisation (offline); inputs are scaled to [-1, 1].  The
 input size is fixed at construction (the FAD filters are N x N).
 
-Method contract: ``model(images)`` -> ``{"logit": (B,)}``; ``model.losses(out, batch)`` is the
+Method contract: ``model(images)`` -> ``{"logit": (B,), "features": (B, 4096)}``; ``model.losses(out, batch)`` is the
 binary cross-entropy, weighted per sample by ``batch["sample_weight"]`` when present (PRLE
 Eq. 13).  ``model.cam_layer`` names the FAD trunk's last activation for Grad-CAM.
 """
@@ -108,7 +108,7 @@ class LFS(nn.Module):
 class F3Net(nn.Module):
     """F3-Net without MixBlock: FAD and LFS streams on two Xception trunks, late fusion.
 
-    images (B, 3, img_size, img_size) in [0, 1] -> {"logit": (B,)}.
+    images (B, 3, img_size, img_size) in [0, 1] -> {"logit": (B,), "features": (B, C_fad + C_lfs)}.
     """
 
     def __init__(self, img_size: int = 256, trunk: str = "legacy_xception", drop_rate: float = 0.2, pretrained: bool = False):
@@ -132,9 +132,8 @@ class F3Net(nn.Module):
         if images.ndim != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != (self.img_size, self.img_size):
             raise ValueError(f"F3Net built for (B, 3, {self.img_size}, {self.img_size}) images, got {tuple(images.shape)}")
         x = images * 2.0 - 1.0
-        f = self.fad_trunk(self.fad(x))
-        s = self.lfs_trunk(self.lfs(x))
-        return {"logit": self.head(self.drop(torch.cat([f, s], dim=1)))[:, 0]}
+        feats = torch.cat([self.fad_trunk(self.fad(x)), self.lfs_trunk(self.lfs(x))], dim=1)
+        return {"logit": self.head(self.drop(feats))[:, 0], "features": feats}
 
     def losses(self, out: dict, batch: dict) -> dict:
         from dfnb.models.prle.exploit import weighted_bce
@@ -148,4 +147,6 @@ def f3net(img_size: int = 256, trunk: str = "legacy_xception", drop_rate: float 
     """F3-Net (FAD + LFS, no MixBlock) on timm Xception trunks; see :mod:`dfnb.models.prle.f3net`."""
     if kwargs:
         raise TypeError(f"f3net: unexpected arguments {sorted(kwargs)}")
-    return F3Net(img_size=img_size, trunk=trunk, drop_rate=drop_rate, pretrained=pretrained)
+    model = F3Net(img_size=img_size, trunk=trunk, drop_rate=drop_rate, pretrained=pretrained)
+    model.dfnb_arch = {"name": "f3net", "kwargs": {"img_size": img_size, "trunk": trunk, "drop_rate": drop_rate}}
+    return model

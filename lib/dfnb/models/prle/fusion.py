@@ -89,14 +89,9 @@ def average_fusion(maps, tau1: float = 0.3):
     return _out(torch.where(s > tau1, s, torch.zeros_like(s)), was_numpy, unbatched)
 
 
-def _neighbours(t: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """t (B,D,H,W) -> neighbour values (B,D,K,H,W) and validity (1,1,K,H,W), centre excluded."""
-    B, D, H, W = t.shape
+def _offsets(radius: int) -> list[tuple[int, int]]:
     k = 2 * radius + 1
-    vals = F.unfold(t.reshape(B * D, 1, H, W), k, padding=radius).reshape(B, D, k * k, H, W)
-    valid = F.unfold(torch.ones(1, 1, H, W, dtype=t.dtype), k, padding=radius).reshape(1, 1, k * k, H, W)
-    keep = [i for i in range(k * k) if i != (k * k) // 2]
-    return vals[:, :, keep], valid[:, :, keep]
+    return [(dy, dx) for dy in range(k) for dx in range(k) if (dy, dx) != (radius, radius)]
 
 
 def neighbouring_fusion(maps, lam: float = 0.15, tau1: float = 0.3, radius: int = 1, base: str | None = "average"):
@@ -112,17 +107,28 @@ def neighbouring_fusion(maps, lam: float = 0.15, tau1: float = 0.3, radius: int 
     if base not in ("average", None):
         raise ValueError(f"base must be 'average' or None, got {base!r}")
     t, was_numpy, unbatched = _as_bdhw(maps)
-    nb, valid = _neighbours(t, radius)  # (B,D,K,H,W), (1,1,K,H,W)
-    count = valid.sum(dim=2)  # (1,1,H,W) = |N(x)|
     B, D, H, W = t.shape
+    r = radius
+    offs = _offsets(r)
+    padded = F.pad(t, (r, r, r, r))  # zeros outside the image
+    count = F.conv2d(F.pad(torch.ones(1, 1, H, W), (r, r, r, r)), torch.ones(1, 1, 2 * r + 1, 2 * r + 1))[0, 0] - 1  # |N(x)|
+    missing = len(offs) - count  # out-of-image neighbours
     g = torch.zeros(B, H, W, dtype=torch.bool)
+    acc, tmp = torch.empty_like(t), torch.empty_like(t)
     # For a fixed map j, c -> mean_a |A_j(a) - c| is convex in c, so its maximum over the centre
     # values c = A_k(x), k = 1..D, is reached at min_k A_k(x) or max_k A_k(x): two centres suffice.
-    centres = (t.amin(dim=1), t.amax(dim=1)) if D > 2 else tuple(t.unbind(dim=1))
+    centres = (t.amin(dim=1, keepdim=True), t.amax(dim=1, keepdim=True)) if D > 2 else tuple(t.split(1, dim=1))
     for c in centres:
-        gap = ((nb - c[:, None, None]).abs() * valid).sum(dim=2) / count  # (B,D,H,W): one value per map j
-        g |= (gap > lam).any(dim=1)
-    neigh_max = nb.amax(dim=(1, 2))  # zero padding is harmless: maps are >= 0
+        acc.zero_()
+        for dy, dx in offs:  # sum over the neighbours of |A_j(a) - c|, every j at once
+            torch.sub(padded[:, :, dy : dy + H, dx : dx + W], c, out=tmp)
+            acc.add_(tmp.abs_())
+        acc.sub_(c * missing)  # each zero-padded neighbour added |0 - c| = c: take it out again
+        g |= (acc > lam * count).any(dim=1)  # mean gap > lambda
+    top = padded.amax(dim=1)  # (B, H+2r, W+2r); padding zeros are harmless as maps are >= 0
+    neigh_max = torch.zeros(B, H, W)
+    for dy, dx in offs:
+        torch.maximum(neigh_max, top[:, dy : dy + H, dx : dx + W], out=neigh_max)
     out = torch.where(g, neigh_max, torch.zeros_like(neigh_max))
     if base == "average":
         s = t.mean(dim=1)
