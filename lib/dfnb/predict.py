@@ -1,0 +1,198 @@
+"""``dfnb predict``: fake probability and a localization overlay for single images.
+
+Command line::
+
+    dfnb predict IMAGE_OR_DIR --checkpoint ckpt/best.pt [--method NAME] [--out DIR]
+                 [--device cpu|cuda] [--size N] [--no-overlay] [--overwrite]
+
+prints one line per image, ``PATH  P(fake)=0.8731  overlay=OUT/...png``, and
+writes a PNG overlay: the predicted manipulation mask (``sigmoid(mask_logit)``)
+when the model has a mask head, else a Grad-CAM of the fake logit
+(``dfnb.cam.GradCAM`` at ``model.cam_layer``), colour-mapped over the image.
+
+The checkpoint carries its architecture (``dfnb.engine.load_model`` rebuilds it);
+``--method``, if given, must name that architecture.  An unreadable image is an
+error naming the file; in a directory, unreadable files are skipped, counted and
+listed at the end (exit status 1).  Existing overlays are not overwritten without
+``--overwrite``.
+
+Python: :func:`predict` (the CLI wraps it), :func:`read_image`, :func:`list_images`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["predict", "read_image", "list_images", "heat_overlay", "add_parser", "IMAGE_EXTENSIONS"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image with OpenCV as (H, W, 3) uint8 RGB; ``ValueError`` naming the file if unreadable."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image {path} does not exist")
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        raise ValueError(f"cannot read image {path}: OpenCV could not decode it (corrupt or not an image)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def list_images(path: str | os.PathLike) -> list[Path]:
+    """``[path]`` for a file; for a directory, its image files (by extension, recursively, sorted)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {path}")
+        return files
+    raise FileNotFoundError(f"{path} is neither an image file nor a directory")
+
+
+def heat_overlay(rgb: np.ndarray, heat: np.ndarray, opacity: float = 0.5) -> np.ndarray:
+    """Blend a JET colour map of ``heat`` (h, w) in [0, 1] over ``rgb`` (H, W, 3) uint8 -> (H, W, 3) uint8.
+
+    ``heat`` is resized bilinearly to (H, W).
+    """
+    import cv2
+
+    h, w = rgb.shape[:2]
+    heat = np.clip(np.asarray(heat, dtype=np.float32), 0, 1)
+    if heat.shape != (h, w):
+        heat = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)
+    colour = cv2.cvtColor(cv2.applyColorMap(np.uint8(np.round(heat * 255)), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    return np.uint8(np.round((1 - opacity) * rgb.astype(np.float32) + opacity * colour.astype(np.float32)))
+
+
+def _overlay_name(path: Path, root: Path | None, kind: str) -> str:
+    rel = path.relative_to(root) if root is not None else Path(path.name)
+    return "__".join(rel.parts) + f"_{kind}.png"
+
+
+def predict(paths: Iterable[str | os.PathLike], model: nn.Module, *, device: str = "cpu", size: int | None = None,
+            out_dir: str | os.PathLike | None = None, overwrite: bool = False, skip_unreadable: bool = False,
+            root: str | os.PathLike | None = None) -> list[dict]:
+    """P(fake) and (optionally) an overlay PNG for each image file.
+
+    Args:
+        paths: image files (read with OpenCV).
+        model: a dfnb model (method contract); put in eval mode.
+        size: side the image is resized to before the model (default ``model.input_size`` or 224).
+        out_dir: where overlays go (``<name>_mask.png`` from ``mask_logit`` if the model has a
+            mask head, else ``<name>_cam.png`` from Grad-CAM); None writes none.
+        overwrite: allow replacing existing overlay files (else ``FileExistsError`` before any work).
+        skip_unreadable: record unreadable files (``p_fake`` None, ``error`` set) instead of raising.
+        root: directory the overlay names are made relative to (subfolders joined with ``__``).
+
+    Returns:
+        one dict per path: ``path``, ``p_fake`` (float or None), ``overlay`` (str or None),
+        ``kind`` ("mask" | "cam" | None), ``error`` (str or None).
+    """
+    from dfnb.engine.distributed import resolve_device
+
+    device = resolve_device(device)
+    paths = [Path(p) for p in paths]
+    root = Path(root) if root is not None else None
+    size = int(size or getattr(model, "input_size", None) or 224)
+    if size < 8:
+        raise ValueError(f"size must be >= 8, got {size}")
+    model = model.to(device).eval()
+    out = Path(out_dir) if out_dir is not None else None
+    has_mask = None
+    cam = None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        if not overwrite:
+            clash = [out / _overlay_name(p, root, k) for p in paths for k in ("mask", "cam")
+                     if (out / _overlay_name(p, root, k)).exists()]
+            if clash:
+                raise FileExistsError(f"{len(clash)} overlay(s) already exist, e.g. {clash[0]}; pass --overwrite "
+                                      "(overwrite=True) or choose another --out")
+    import cv2
+
+    results = []
+    for path in paths:
+        try:
+            rgb = read_image(path)
+        except (ValueError, FileNotFoundError) as e:
+            if not skip_unreadable:
+                raise
+            results.append({"path": str(path), "p_fake": None, "overlay": None, "kind": None, "error": str(e)})
+            continue
+        x = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+        x = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))).float().div_(255)[None].to(device)
+        with torch.no_grad():
+            o = model(x)
+        p_fake = float(torch.sigmoid(o["logit"].float()).reshape(-1)[0])
+        has_mask = "mask_logit" in o
+        overlay_path, kind = None, None
+        if out is not None:
+            if has_mask:
+                kind, heat = "mask", torch.sigmoid(o["mask_logit"].float())[0, 0].cpu().numpy()
+            else:
+                if cam is None:
+                    from dfnb.cam import GradCAM
+
+                    cam = GradCAM(model, getattr(model, "cam_layer", None))
+                kind, heat = "cam", cam(x)[0].detach().cpu().numpy()
+            overlay_path = out / _overlay_name(path, root, kind)
+            if not cv2.imwrite(str(overlay_path), cv2.cvtColor(heat_overlay(rgb, heat), cv2.COLOR_RGB2BGR)):
+                raise OSError(f"could not write {overlay_path}")
+        results.append({"path": str(path), "p_fake": p_fake, "overlay": None if overlay_path is None else str(overlay_path),
+                        "kind": kind, "error": None})
+    return results
+
+
+def _main(args: argparse.Namespace) -> int:
+    from dfnb.engine.checkpoint import load_model
+
+    try:
+        files = list_images(args.input)
+        model = load_model(args.checkpoint, method=args.method, device=args.device)
+        is_dir = Path(args.input).is_dir()
+        res = predict(files, model, device=args.device, size=args.size,
+                      out_dir=None if args.no_overlay else args.out, overwrite=args.overwrite,
+                      skip_unreadable=is_dir, root=args.input if is_dir else None)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, KeyError) as e:
+        print(f"dfnb predict: error: {e}", file=sys.stderr)
+        return 2
+    skipped = [r for r in res if r["error"]]
+    for r in res:
+        if r["error"] is None:
+            line = f"{r['path']}  P(fake)={r['p_fake']:.4f}"
+            print(line + (f"  overlay={r['overlay']}" if r["overlay"] else ""))
+    if skipped:
+        print(f"dfnb predict: skipped {len(skipped)} of {len(res)} file(s) that could not be read:", file=sys.stderr)
+        for r in skipped:
+            print(f"  {r['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``dfnb predict``."""
+    p = subparsers.add_parser(
+        "predict", help="fake probability and mask / Grad-CAM overlay for an image or a folder of images",
+        description=__doc__.split("\n\n")[0])
+    p.add_argument("input", metavar="IMAGE_OR_DIR", help="an image file or a directory of images (searched recursively)")
+    p.add_argument("--checkpoint", required=True, help="a dfnb checkpoint (e.g. OUT/ckpt/best.pt)")
+    p.add_argument("--method", default=None, help="model name; checked against the checkpoint's architecture")
+    p.add_argument("--out", default="predictions", help="folder for the overlay PNGs (default: ./predictions)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--size", type=int, default=None, help="input side for the model (default: the model's)")
+    p.add_argument("--no-overlay", action="store_true", help="only print probabilities")
+    p.add_argument("--overwrite", action="store_true", help="replace existing overlay PNGs")
+    p.set_defaults(func=_main)
+    return p
