@@ -341,6 +341,10 @@ def test_f3net_bands_partition_and_forward():
     assert net.fad.learnable.grad is not None and net.lfs.learnable.grad is not None
     with pytest.raises(ValueError, match="64"):
         net(torch.rand(1, 3, 32, 32))
+    from dfnb.cam import GradCAM
+
+    cam = GradCAM(net, net.cam_layer)(torch.rand(2, 3, 64, 64))
+    assert cam.shape == (2, 64, 64) and cam.min() >= 0 and cam.max() <= 1
 
 
 # ----------------------------------------------------------------------------- overlap

@@ -1,6 +1,6 @@
 """PRLE (Primary Region Localization and Exploitation): the library part.
 
-- :mod:`.fusion`   static fusion of a zoo's Grad-CAM maps (Eq. 6-8), Eq. 4 binary mask
+- :mod:`.fusion`   static fusion of a zoo's Grad-CAM maps (Eq. 6-8); Eq. 4 is ``dfnb.cam.primary_region_mask``
 - :mod:`.exploit`  dynamic exploitation (Eq. 9-12), Algorithm 1 / Eq. 13 as ``PRLEAugment``,
                    Table IV alternative masks (random rectangles, landmark parts)
 - :mod:`.static`   Grad-CAM maps of a detector zoo over a data set, cached on disk (``MapStore``)
@@ -13,5 +13,5 @@ released code does differently.
 from dfnb.models.prle.exploit import (  # noqa: F401
     PRESETS, LandmarkRegions, PRLEAugment, RandomRectangles, exploit, exploit_mask, sample_alpha, weighted_bce,
 )
-from dfnb.models.prle.fusion import FUSIONS, average_fusion, binary_mask, fuse, neighbouring_fusion  # noqa: F401
+from dfnb.models.prle.fusion import FUSIONS, average_fusion, fuse, neighbouring_fusion  # noqa: F401
 from dfnb.models.prle import f3net  # noqa: F401,E402  (registers "f3net")

@@ -33,7 +33,7 @@ their neighbourhood maximum.  ``base=None`` gives Eq. 7-8 alone, literally (then
 all maps agree to within lambda is zeroed even when its attention is high).
 
 The binary primary-region mask is Eq. 4 applied to the fused map: ``M_b = A^ > 0``
-(:func:`binary_mask`).
+(:func:`dfnb.cam.primary_region_mask`).
 
 What the authors' released code does differently (see ../shared/papers/NOTES.md): it uses only
 the average fusion (zero below 0.3) and switches the neighbouring fusion off.  That variant is
@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["average_fusion", "neighbouring_fusion", "fuse", "binary_mask", "FUSIONS"]
+__all__ = ["average_fusion", "neighbouring_fusion", "fuse", "FUSIONS"]
 
 #: Named fusion settings: (function name, keyword arguments).
 FUSIONS = {
@@ -147,10 +147,3 @@ def fuse(maps, method: str = "paper", **kwargs):
     if method == "neighbouring":
         return neighbouring_fusion(maps, **kwargs)
     raise ValueError(f"unknown fusion {method!r}; use one of {sorted(FUSIONS) + ['average', 'neighbouring']}")
-
-
-def binary_mask(fused_map):
-    """Eq. 4: 1 where the (fused) attention is positive, else 0; same shape and kind as the input."""
-    if isinstance(fused_map, np.ndarray):
-        return (fused_map > 0).astype(np.float32)
-    return (fused_map > 0).float()
