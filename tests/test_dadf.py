@@ -82,11 +82,15 @@ def test_zero_init_adapters_leave_sam_features_unchanged():
     torch.manual_seed(0)
     sam = build_sam("micro", img_size=64)
     x = torch.randn(2, 3, 64, 64)
-    adapted = AdaptedEncoder(sam.image_encoder, nn.ModuleList(MultiscaleAdapter(192) for _ in range(4))).eval()
+    adapters = nn.ModuleList(MultiscaleAdapter(192) for _ in range(4))
     with torch.no_grad():
-        y = adapted(x)
-        assert y.shape == (2, 128, 8, 8)
-        assert torch.allclose(y, sam.image_encoder(x), atol=1e-5)
+        ref = sam.image_encoder(x)
+        for position in ("after", "before"):
+            y = AdaptedEncoder(sam.image_encoder, adapters, position).eval()(x)
+            assert y.shape == (2, 128, 8, 8)
+            assert torch.allclose(y, ref, atol=1e-5)
+    with pytest.raises(ValueError, match="3 adapters for 4 blocks"):
+        AdaptedEncoder(sam.image_encoder, adapters[:3])
 
 
 # ----------------------------------------------------------------------------- model

@@ -6,9 +6,10 @@ point inside a part, or that part's bounding box) predict the part's mask.  The 
 it the synthetic faces' part and object masks; this module takes any iterable of
 ``(image, [mask, mask, ...])``.
 
-Per step, for each image a non-empty part mask is drawn; with probability ``box_prob`` the
-prompt is its box (jittered by up to ``box_jitter`` of the box side per edge), otherwise one
-positive point drawn uniformly inside it.  As in SAM, a single point is ambiguous, so point
+Per step, for each image ``masks_per_image`` non-empty part masks are drawn (one encoder pass
+serves them all, as in SAM); with probability ``box_prob`` a mask's prompt is its box
+(jittered by up to ``box_jitter`` of the box side per edge), otherwise one positive point
+drawn uniformly inside it.  As in SAM, a single point is ambiguous, so point
 prompts use SAM's three multimask outputs and only the best of them (lowest loss) is
 trained; box prompts use the single-mask output.  Loss per prompt: pixel BCE + soft Dice on
 the mask (upsampled to the input size) + MSE of the IoU head against the mask's real IoU.
@@ -80,8 +81,10 @@ def box_prompt(mask: torch.Tensor, jitter: float = 0.1, generator: torch.Generat
     return box.clamp(min=0).minimum(torch.tensor([w - 1, h - 1, w - 1, h - 1], dtype=torch.float32))
 
 
-def _samples(samples: Iterable, size: int, gen: torch.Generator, stats: dict) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(image (3,S,S), one non-empty mask (S,S)) pairs; re-iterates ``samples`` when it can."""
+def _samples(samples: Iterable, size: int, k: int, gen: torch.Generator,
+             stats: dict) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(image (3,S,S), k non-empty masks (k,S,S), drawn without replacement while there are
+    enough) pairs; re-iterates ``samples`` when it can."""
     reiterable = iter(samples) is not samples
     while True:
         n = 0
@@ -96,7 +99,8 @@ def _samples(samples: Iterable, size: int, gen: torch.Generator, stats: dict) ->
                 raise ValueError(f"image {stats['images_seen']} has no non-empty part mask to prompt")
             stats["images_seen"] += 1
             n += 1
-            yield _image(image, size), full[int(torch.randint(len(full), (1,), generator=gen))]
+            order = torch.cat([torch.randperm(len(full), generator=gen) for _ in range(-(-k // len(full)))])[:k]
+            yield _image(image, size), torch.stack([full[int(i)] for i in order])
         if not reiterable or n == 0:
             return
 
@@ -128,7 +132,8 @@ def _prompt_losses(sam, emb: torch.Tensor, masks: torch.Tensor, points: torch.Te
 
 def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: int = 2000, batch_size: int = 8,
                        lr: float = 3e-4, weight_decay: float = 0.01, img_size: int = 128, box_prob: float = 0.5,
-                       box_jitter: float = 0.1, sam=None, seed: int = 0, device: str = "cpu",
+                       box_jitter: float = 0.1, masks_per_image: int = 4, sam=None, seed: int = 0,
+                       device: str = "cpu",
                        save_path: str | os.PathLike | None = None, meta: dict | None = None,
                        progress: bool = True):
     """Train a micro-SAM (all of it) on promptable segmentation; returns ``(sam, history)``.
@@ -137,12 +142,14 @@ def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: i
         samples: iterable of ``(image, list of part masks)``; a list / data set is cycled
             through until ``steps`` are done, a one-shot iterator ends training early (warned).
         steps: optimiser steps (AdamW, cosine decay to 0).  batch_size: images per step.
+        masks_per_image: prompts per image and step (as SAM, several masks share one
+            encoder pass; the decoder is cheap).
         sam: a SAM to continue from (default: a new micro-SAM at ``img_size``).
         save_path: where to write the result with :func:`save_micro_sam` (must not exist).
         meta: extra plain values stored with the checkpoint (e.g. the data set's name).
     Returns:
         the SAM in eval mode, and ``history`` with per-step ``loss`` and ``iou`` lists,
-        ``steps``, ``images_seen``, ``empty_masks_skipped``.
+        ``steps``, ``images_seen``, ``empty_masks_skipped`` (counted at every visit of an image).
     """
     if save_path is not None and os.path.exists(save_path):
         raise FileExistsError(f"{save_path} exists; remove it or choose another path")
@@ -154,16 +161,19 @@ def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: i
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
     stats = {"images_seen": 0, "empty_masks_skipped": 0}
     hist: dict[str, Any] = {"loss": [], "iou": []}
-    stream = _samples(samples, size, gen, stats)
+    if masks_per_image < 1:
+        raise ValueError(f"masks_per_image must be >= 1, got {masks_per_image}")
+    stream = _samples(samples, size, masks_per_image, gen, stats)
     done = 0
     for _ in tqdm(range(steps), desc="micro-SAM pretraining", disable=not progress):
         pairs = [p for _, p in zip(range(batch_size), stream)]
         if not pairs:
             break
         images = torch.stack([p[0] for p in pairs]).to(device)
-        masks = torch.stack([p[1] for p in pairs]).to(device)
-        use_box = torch.rand(len(pairs), generator=gen) < box_prob
+        masks = torch.cat([p[1] for p in pairs]).to(device)  # (B*k, S, S)
+        use_box = torch.rand(len(masks), generator=gen) < box_prob
         emb = sam.image_encoder((images - sam.pixel_mean) / sam.pixel_std)
+        emb = emb.repeat_interleave(masks_per_image, dim=0)  # one encoder pass, k prompts per image
         parts = []  # (per-prompt losses, IoUs) for the point group and the box group
         for sel, is_box in ((~use_box, False), (use_box, True)):
             if not sel.any():
@@ -190,7 +200,8 @@ def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: i
     sam.eval()
     if save_path is not None:
         save_micro_sam(sam, save_path, dict(meta or {}, steps=done, lr=lr, batch_size=batch_size, seed=seed,
-                                            box_prob=box_prob, final_loss=hist["loss"][-1] if done else None))
+                                            box_prob=box_prob, masks_per_image=masks_per_image,
+                                            final_loss=hist["loss"][-1] if done else None))
     return sam, hist
 
 
