@@ -108,6 +108,7 @@ def test_checkpoints_written_each_epoch_and_load_weights_only(tmp_path):
     h = _fit(m, tmp_path, epochs=2)
     ck = tmp_path / "ckpt"
     assert sorted(p.name for p in ck.glob("*.pt")) == ["best.pt", "epoch_001.pt", "epoch_002.pt", "last.pt"]
+    assert json.loads((tmp_path / "history.json").read_text())["best_epoch"] == h.best_epoch
     raw = torch.load(ck / "last.pt", map_location="cpu", weights_only=True)  # plain torch, weights_only
     assert raw["epoch"] == 2 and raw["arch"] == {"name": "toy_cnn", "kwargs": {"width": 4, "with_mask": False, "img_size": 32}}
     assert {"model", "optimizer", "scheduler", "rng", "config", "dfnb_version"} <= set(raw)
@@ -220,6 +221,16 @@ def test_select_metric_loss_picks_lowest_val_loss():
     h = _fit(_model(), epochs=3, select_metric="loss", lr=5e-2)
     losses = [e["val"]["loss"] for e in h.epochs]
     assert h.best_epoch == 1 + int(np.argmin(losses)) and h.best_metric == min(losses)
+
+
+def test_fit_on_the_synthetic_benchmark_refuses_its_test_split(tmp_path):
+    data = pytest.importorskip("dfnb.data")
+    kw = dict(size=32, n_videos=2, frames_per_video=2, root=tmp_path / "data", progress=False)
+    train, val, test = (data.load_benchmark("ffpp-syn", s, **kw) for s in ("train", "val", "test"))
+    with pytest.raises(ValueError, match="validation split only"):
+        fit(_model(), train, test, epochs=1, batch_size=8, lr=1e-2, seed=0, progress=False)
+    h = fit(_model(with_mask=True), train, val, epochs=1, batch_size=8, lr=1e-2, seed=0, progress=False)
+    assert {"bce", "mask_bce", "loss"} == set(h.epochs[0]["train"]) and "loc_iinc_all" in h.epochs[0]["val"]
 
 
 # ----------------------------------------------------------------------------- evaluate

@@ -118,9 +118,11 @@ def _split_names(ds: Any, depth: int = 0) -> list[str]:
     s = getattr(ds, "split", None)
     if isinstance(s, str):
         found.append(s)
-    meta = getattr(ds, "meta", None)
-    if isinstance(meta, dict) and isinstance(meta.get("split"), str):
-        found.append(meta["split"])
+    meta = getattr(ds, "meta", None)  # dfnb.data.FaceForgeryDataset: meta.json, split under "params"
+    if isinstance(meta, dict):
+        for d in (meta, meta.get("params")):
+            if isinstance(d, dict) and isinstance(d.get("split"), str):
+                found.append(d["split"])
     found += _split_names(getattr(ds, "dataset", None), depth + 1)
     for sub in getattr(ds, "datasets", None) or []:
         found += _split_names(sub, depth + 1)
@@ -160,6 +162,14 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def _write_json(path: Path, obj: Any) -> None:
+    import json
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
 def _copy_atomic(src: Path, dst: Path) -> None:
     tmp = dst.with_name(dst.name + ".tmp")
     shutil.copyfile(src, tmp)
@@ -193,6 +203,7 @@ def fit(
     gamma: float = 0.1,
     grad_clip: float | None = None,
     restore_best: bool = True,
+    find_unused_parameters: bool = False,
 ) -> History:
     """Train ``model`` on ``train_set``, select the best epoch on ``val_set``.
 
@@ -221,6 +232,11 @@ def fit(
             randomness from ``generator`` (a CPU ``torch.Generator`` seeded per epoch).
         progress: tqdm progress bars (rank 0 only).
         restore_best: leave the best epoch's weights in ``model`` at the end (else the last).
+        find_unused_parameters: passed to ``DistributedDataParallel`` (needed under torchrun
+            when some trainable parameters get no gradient in a step).
+
+    With ``out_dir``, rank 0 also writes ``out_dir/history.json`` (``History.as_dict()``)
+    after every epoch.
 
     Returns:
         :class:`History`.  Under torchrun every process returns the same history; only
@@ -260,7 +276,8 @@ def fit(
     raw = unwrap(model).to(info.device)
     net: nn.Module = raw
     if info.enabled:
-        net = nn.parallel.DistributedDataParallel(raw, device_ids=[info.local_rank] if info.device.startswith("cuda") else None)
+        net = nn.parallel.DistributedDataParallel(raw, device_ids=[info.local_rank] if info.device.startswith("cuda") else None,
+                                                  find_unused_parameters=find_unused_parameters)
     opt = build_optimizer(raw, cfg)
     n_per_rank = math.ceil(len(train_set) / info.world_size)
     steps_per_epoch = math.ceil(n_per_rank / per_rank_bs)
@@ -375,6 +392,8 @@ def fit(
             if is_best:
                 _copy_atomic(path, ckpt_dir / "best.pt")
             _copy_atomic(path, ckpt_dir / "last.pt")
+            history.wall_time_s = time.perf_counter() - t_start
+            _write_json(Path(out_dir) / "history.json", history.as_dict())
         D.barrier(info)
         if info.is_main and cfg.progress:
             msg = " ".join(f"{k}={v:.4f}" for k, v in train_parts.items())
