@@ -1,4 +1,4 @@
-"""A toy face-forgery data set for engine tests, and the torchrun worker of the DDP test.
+"""A toy face-forgery data set and a one-thread fixture for engine tests, and the torchrun worker of the DDP test.
 
 Run as ``python -m torch.distributed.run --nproc_per_node=2 tests/_ddp_worker.py OUT.json``:
 trains ``toy_cnn`` for one epoch on CPU (gloo) and rank 0 writes the history and a
@@ -9,8 +9,18 @@ from __future__ import annotations
 import json
 import sys
 
+import pytest
 import torch
 from torch.utils.data import Dataset
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one thread is faster and avoids oversubscribing shared CPUs (import it into a test module)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 class ToyFaces(Dataset):

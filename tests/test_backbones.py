@@ -1,6 +1,9 @@
 """dfnb.models.backbones: the detector zoo, its contract, and the offline EfficientNet-lite0 weights."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -8,15 +11,10 @@ import torch
 import dfnb
 from dfnb.models import backbones
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _ddp_worker import one_thread  # noqa: E402,F401  (autouse fixture)
+
 ZOO = ["xception", "efficientnet_b4", "efficientnet_lite0", "resnet50", "vgg16", "vit_small", "toy_cnn"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_zoo_is_registered():

@@ -17,18 +17,9 @@ from dfnb.engine import (TrainConfig, evaluate, fit, load_checkpoint, load_model
 from dfnb.engine.seed import get_rng_state, set_rng_state
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _ddp_worker import ToyFaces  # noqa: E402
+from _ddp_worker import ToyFaces, one_thread  # noqa: E402,F401  (one_thread: autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster and avoids oversubscribing shared CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _model(seed=0, **kw):

@@ -15,15 +15,10 @@ from dfnb.cli import main
 from dfnb.engine import save_checkpoint, seed_everything
 from dfnb.predict import heat_overlay, predict, read_image
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _ddp_worker import one_thread  # noqa: E402,F401  (autouse fixture)
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _ckpt(tmp_path, with_mask=False):
