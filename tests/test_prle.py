@@ -333,7 +333,11 @@ def test_f3net_bands_partition_and_forward():
     torch.testing.assert_close(y[:, :3].sum(1), x, atol=1e-5, rtol=0)  # low + mid + high = image
     torch.testing.assert_close(y[:, 3], x, atol=1e-5, rtol=0)  # the all-pass band
     assert LFS()(torch.rand(2, 3, 16, 16)).shape == (2, 6, 8, 8)
-    net = dfnb.create_model("f3net", img_size=64)
+    default = dfnb.create_model("f3net", img_size=64)  # the Xception trunks, 12 and 6 input channels
+    assert default.fad_trunk.conv1.in_channels == 12 and default.lfs_trunk.conv1.in_channels == 6
+    with torch.no_grad():
+        assert default.eval()(torch.rand(1, 3, 64, 64))["logit"].shape == (1,)
+    net = dfnb.create_model("f3net", img_size=64, trunk="resnet10t")  # a light trunk for the rest
     out = net(torch.rand(2, 3, 64, 64))
     assert out["logit"].shape == (2,)
     loss = net.losses(out, {"label": torch.tensor([0, 1])})["loss"]
