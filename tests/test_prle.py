@@ -213,7 +213,9 @@ def test_p0_engine_fit_identical_to_baseline():
 
 def test_augment_p1_alpha1_removes_whole_mask_and_weights():
     store, batch = _fused_store(), _batch()
-    out = PRLEAugment(store, p=1.0, gamma=0.5, alpha=1.0)(batch, torch.Generator().manual_seed(0))
+    with pytest.warns(UserWarning, match="sample_weight"):
+        aug = PRLEAugment(store, p=1.0, gamma=0.5, alpha=1.0)
+    out = aug(batch, torch.Generator().manual_seed(0))
     m = store.maps_for(batch) > 0
     assert torch.equal(out["image"] == 0, m[:, None].expand(-1, 3, -1, -1))
     assert out["prle_augmented"].all() and torch.equal(out["sample_weight"], torch.full((6,), 0.5))
@@ -223,7 +225,9 @@ def test_augment_p1_alpha1_removes_whole_mask_and_weights():
 def test_augment_share_and_eq13_weights():
     store = _fused_store(n=200)
     batch = _batch(n=200)
-    out = PRLEAugment(store, p=0.5, gamma=2.0)(batch, torch.Generator().manual_seed(0))
+    with pytest.warns(UserWarning):
+        aug = PRLEAugment(store, p=0.5, gamma=2.0)
+    out = aug(batch, torch.Generator().manual_seed(0))
     aug = out["prle_augmented"]
     assert 70 < aug.sum() < 130
     changed = (out["image"] != batch["image"]).flatten(1).any(1)
