@@ -52,7 +52,7 @@ from dfnb.data.manipulations import FAMILIES, manipulate
 from dfnb.data.render import STYLES, Identity, Style, render_face, sample_video
 
 log = logging.getLogger(__name__)
-DATA_VERSION = "1"  # bump when generation changes; part of every cache key
+DATA_VERSION = "2"  # bump when generation changes; part of every cache key
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = {"train": 0.72, "val": 0.14, "test": 0.14}
 
@@ -390,7 +390,8 @@ class FaceForgeryDataset(_TorchDataset):
 
     ``ds[i]`` is a dict: ``image`` float32 tensor (3, H, W) in [0, 1]; ``mask`` float32 (1, H, W) in
     [0, 1] (zeros for real faces); ``label`` long (1 = fake); ``video_id``, ``method``, ``dataset`` str;
-    ``identity``, ``frame`` int; ``landmarks`` float32 (68, 2) when present; ``source`` (3, H, W), the
+    ``identity``, ``frame`` int; ``landmarks`` float32 (68, 2) when present (the pristine target's, so NaN
+    for whole-image synthesis; template landmarks for real data sets); ``source`` (3, H, W), the
     pristine frame the fake was made from, when ``return_source`` and one exists (else the image itself).
     ``transform`` (optional) is called on the finished dict and returns a dict.
     """
@@ -445,14 +446,11 @@ class FaceForgeryDataset(_TorchDataset):
         return cv2.cvtColor(_read_image(self.root / self.rows[i]["image"]), cv2.COLOR_BGR2RGB)
 
     def load_mask(self, i: int) -> np.ndarray:
-        """Mask ``i`` as (H, W) float32 in [0, 1] (zeros for real faces)."""
+        """Mask ``i`` as (H, W) float32 in [0, 1] (zeros of the image's size for real faces)."""
         r = self.rows[i]
         if not r["mask"]:
-            img = self.load_rgb(i) if not hasattr(self, "_hw") else None
-            if img is not None:
-                self._hw = img.shape[:2]
-            return np.zeros(self._hw, np.float32)
-        return _read_image(self.root / r["mask"], cv2.IMREAD_GRAYSCALE).astype(np.float32) * np.float32(1 / 255)
+            return np.zeros(self.load_rgb(i).shape[:2], np.float32)
+        return _read_image(self.root / r["mask"], cv2.IMREAD_GRAYSCALE).astype(np.float32) / np.float32(255)
 
     def __getitem__(self, i: int) -> dict:
         import torch
@@ -461,12 +459,11 @@ class FaceForgeryDataset(_TorchDataset):
             i += len(self)
         r = self.rows[i]
         img = self.load_rgb(i)
-        self._hw = img.shape[:2]
         if r["mask"]:
             m = _read_image(self.root / r["mask"], cv2.IMREAD_GRAYSCALE)
             if m.shape != img.shape[:2]:
                 raise ValueError(f"mask {r['mask']} has shape {m.shape}, image {img.shape[:2]}")
-            mask = torch.from_numpy(m.astype(np.float32) * np.float32(1 / 255))[None]
+            mask = torch.from_numpy(m.astype(np.float32) / np.float32(255))[None]
         else:
             mask = torch.zeros((1,) + img.shape[:2], dtype=torch.float32)
         out = {

@@ -58,10 +58,13 @@ def hull_mask(landmarks: np.ndarray, shape: tuple[int, int], idx=None, dilate: f
     """Filled convex hull of ``landmarks[idx]`` as a float32 (H, W) mask in {0, 1}.
 
     ``dilate`` grows (>0) or shrinks (<0) the hull about its centroid by that fraction.
+    Non-finite landmarks (NaN: "no face landmarks", e.g. whole-image synthesis) give an all-zero mask.
     """
     pts = np.asarray(landmarks, np.float32)
     if idx is not None:
         pts = pts[list(idx)]
+    if not np.isfinite(pts).all():
+        return np.zeros(shape[:2], np.float32)
     if dilate:
         c = pts.mean(0, keepdims=True)
         pts = c + (pts - c) * (1.0 + dilate)

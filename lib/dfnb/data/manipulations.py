@@ -75,9 +75,10 @@ def checkerboard(shape, amplitude: float, phase: int = 0) -> np.ndarray:
     return (amplitude * p / 1.5).astype(np.float32)
 
 
-def gan_traces(img: np.ndarray, rng: np.random.Generator, *, smooth=(0.5, 1.0), grid=(0.006, 0.02)) -> np.ndarray:
-    """Generator fingerprint: slight over-smoothing plus a multiplicative upsampling grid. (H, W, 3)."""
-    out = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(*smooth))) if smooth[1] > 0 else img
+def gan_traces(img: np.ndarray, rng: np.random.Generator, *, smooth=(0.6, 1.2), grid=(0.012, 0.03)) -> np.ndarray:
+    """Generator fingerprint: slight over-smoothing (sigma in px at 128 px) plus a multiplicative
+    upsampling grid. (H, W, 3)."""
+    out = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(*smooth)) * img.shape[1] / 128) if smooth[1] > 0 else img
     g = checkerboard(img.shape, float(rng.uniform(*grid)), int(rng.integers(4)))
     return np.clip(out * (1 + g[..., None]), 0, 1)
 
@@ -85,14 +86,16 @@ def gan_traces(img: np.ndarray, rng: np.random.Generator, *, smooth=(0.5, 1.0), 
 def autoencoder(face: np.ndarray, lm: np.ndarray, rng: np.random.Generator, *, factor=(2.0, 3.0),
                 smooth=(0.4, 0.8), grid=(0.01, 0.03)) -> np.ndarray:
     """An autoencoder's decoding of the face box: downscale by ``factor``, smooth, nearest 2x upsampling
-    steps (blocky), then the checkerboard.  Returns (H, W, 3) float32; only the face box is changed."""
+    steps (blocky), then the checkerboard.  ``factor`` is relative to a 128-px image (an autoencoder has
+    a fixed resolution, so a smaller crop is downscaled less).  Returns (H, W, 3) float32; only the
+    face box is changed."""
     H, W = face.shape[:2]
     x0, y0 = np.floor(lm.min(0)).astype(int) - 4
     x1, y1 = np.ceil(lm.max(0)).astype(int) + 4
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(W, x1), min(H, y1)
     crop = face[y0:y1, x0:x1]
     h, w = crop.shape[:2]
-    f = float(rng.uniform(*factor))
+    f = max(1.0, float(rng.uniform(*factor)) * W / 128)
     out = crop
     if f > 1.05:
         small = cv2.resize(crop, (max(4, int(w / f)), max(4, int(h / f))), interpolation=cv2.INTER_AREA)
@@ -122,17 +125,18 @@ class SwapParams:
     mask_blur: tuple = (0.5, 1.2)           # sigma, px at 128
     mask_erode: tuple = (0.0, 0.02)         # fraction of side (negative dilates)
     elastic: float = 0.0
-    sharpen: tuple = (0.0, 0.0)
+    src_blur: tuple = (0.0, 0.0)            # re-projection blur of the source texture (sigma, px at 128)
 
 
 SWAPS = {
-    "faceswap": SwapParams(mask_erode=(0.02, 0.045)),
-    "deepfakes": SwapParams(ae_factor=(1.5, 2.3), ae_grid=(0.01, 0.03), color_strength=(0.8, 1.0), region="inner",
+    "faceswap": SwapParams(pose_jitter=(0.0, 0.08), color_strength=(0.2, 0.7), mask_blur=(0.3, 1.0),
+                           mask_erode=(0.02, 0.045), src_blur=(0.4, 0.9)),
+    "deepfakes": SwapParams(ae_factor=(2.0, 3.0), ae_grid=(0.02, 0.05), color_strength=(0.8, 1.0), region="inner",
                             mask_blur=(2.0, 4.0), mask_erode=(0.01, 0.04), elastic=0.02),
-    "celebdf": SwapParams(pose_jitter=(0.0, 0.03), ae_factor=(1.1, 1.4), ae_smooth=(0.2, 0.5), ae_grid=(0.0, 0.006),
+    "celebdf": SwapParams(pose_jitter=(0.0, 0.03), ae_factor=(1.2, 1.6), ae_smooth=(0.2, 0.5), ae_grid=(0.005, 0.012),
                           color_strength=(0.9, 1.0), region="inner", mask_blur=(3.0, 5.0), mask_erode=(0.0, 0.03),
                           elastic=0.03),
-    "dfvae": SwapParams(pose_jitter=(0.0, 0.02), ae_factor=(1.0, 1.3), ae_smooth=(0.2, 0.4), ae_grid=(0.0, 0.004),
+    "dfvae": SwapParams(pose_jitter=(0.0, 0.02), ae_factor=(1.1, 1.5), ae_smooth=(0.2, 0.4), ae_grid=(0.003, 0.008),
                         color_strength=(0.95, 1.0), region="inner", mask_blur=(2.5, 4.5), mask_erode=(0.0, 0.02)),
     "gan_hq": SwapParams(ae_factor=(1.4, 1.8), ae_grid=(0.005, 0.015), color_strength=(0.7, 1.0), region="inner",
                          mask_blur=(1.5, 3.0)),
@@ -155,6 +159,8 @@ def swap(target: Face, rng: np.random.Generator, *, style: Style, source_identit
                       target.image.shape[0], style)
     tgt = _f32(target)
     warped, wlm = align(_f32(src), src.landmarks, target.landmarks, tgt.shape)
+    if p.src_blur[1] > 0:
+        warped = cv2.GaussianBlur(warped, (0, 0), u(p.src_blur) * tgt.shape[1] / 128)
     if p.ae_factor[1] > 1.0:
         warped = autoencoder(warped, target.landmarks, rng, factor=p.ae_factor, smooth=p.ae_smooth, grid=p.ae_grid)
     hard = face_hull(target.landmarks, tgt.shape, p.region)
@@ -187,7 +193,7 @@ def dfdc(target, rng, *, style=STYLES["amateur"], source_identity=None):
 # ----------------------------------------------------------------------------- same-identity re-rendering
 @register("face2face")
 def face2face(target: Face, rng: np.random.Generator, *, style=STYLES["studio"], source_identity=None,
-              smooth=(0.5, 1.0), relight=(0.015, 0.04)) -> tuple[np.ndarray, np.ndarray]:
+              smooth=(0.6, 1.1), relight=(0.02, 0.05)) -> tuple[np.ndarray, np.ndarray]:
     """Expression re-enactment of the same identity: the inner face is re-rendered with another
     expression (mouth, smile, brows, gaze) and the renderer's smoothing/relighting; mask = hull of
     old and new landmarks."""
@@ -196,7 +202,7 @@ def face2face(target: Face, rng: np.random.Generator, *, style=STYLES["studio"],
     src = _rerender(target, style, mouth_open=new_open, smile=float(np.clip(fr.smile + rng.normal(0, 0.4), -0.3, 1)),
                     brow_raise=float(rng.uniform(-0.02, 0.05)), gaze=tuple(map(float, rng.uniform(-0.4, 0.4, 2))))
     s = _f32(src)
-    s = cv2.GaussianBlur(s, (0, 0), float(rng.uniform(*smooth)))
+    s = cv2.GaussianBlur(s, (0, 0), float(rng.uniform(*smooth)) * s.shape[1] / 128)
     s = np.clip(s * (1 + rng.choice([-1, 1]) * rng.uniform(*relight)), 0, 1)
     tgt = _f32(target)
     hard = np.maximum(face_hull(target.landmarks, tgt.shape, "inner"), face_hull(src.landmarks, tgt.shape, "inner"))
@@ -219,17 +225,17 @@ def neural_texture_pattern(shape, rng: np.random.Generator, amplitude=(0.025, 0.
 
 @register("neuraltextures")
 def neuraltextures(target: Face, rng: np.random.Generator, *, style=STYLES["studio"], source_identity=None,
-                   amplitude=(0.025, 0.06)) -> tuple[np.ndarray, np.ndarray]:
+                   amplitude=(0.04, 0.09)) -> tuple[np.ndarray, np.ndarray]:
     """Mouth re-rendering through a "neural texture": new mouth shape, smoothed, with high-frequency
     texture patterns; mask = dilated mouth hull (old and new) down to the chin."""
     fr = target.frame
     new_open = float(np.clip(fr.mouth_open + rng.choice([-1, 1]) * rng.uniform(0.15, 0.45), 0, 0.7))
     src = _rerender(target, style, mouth_open=new_open)
-    s = cv2.GaussianBlur(_f32(src), (0, 0), float(rng.uniform(0.5, 0.9)))
+    s = cv2.GaussianBlur(_f32(src), (0, 0), float(rng.uniform(0.5, 0.9)) * src.image.shape[1] / 128)
     s = np.clip(s * (1 + neural_texture_pattern(s.shape, rng, amplitude)[..., None]), 0, 1)
     tgt = _f32(target)
     hard = np.maximum(face_hull(target.landmarks, tgt.shape, "mouth"), face_hull(src.landmarks, tgt.shape, "mouth"))
-    m = soften(hard, rng, blur=(1.5, 3.0), erode=(-0.03, -0.01))
+    m = soften(hard, rng, blur=(1.5, 3.0), erode=(-0.05, -0.02))
     return blend(s, tgt, m)
 
 
