@@ -70,7 +70,9 @@ def list_models(pattern: str = "*") -> list[str]:
 def create_model(name: str, **kwargs):
     """Build the model registered as ``name`` with keyword arguments ``kwargs``.
 
-    An unknown name is a ``KeyError`` that lists the close names.
+    An unknown name is a ``KeyError`` that lists the close names.  The model gets a
+    ``dfnb_arch = {"name", "kwargs"}`` attribute (unless its factory set one), which
+    checkpoints store.
     """
     _load_all()
     if name not in _REGISTRY:
@@ -78,4 +80,8 @@ def create_model(name: str, **kwargs):
 
         close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.4)
         raise KeyError(f"unknown model {name!r}; registered: {sorted(_REGISTRY)}" + (f" (did you mean {close}?)" if close else ""))
-    return _REGISTRY[name](**kwargs)
+    model = _REGISTRY[name](**kwargs)
+    if getattr(model, "dfnb_arch", None) is None:
+        # what a checkpoint records so that ``dfnb.engine.load_model`` / ``dfnb predict`` can rebuild it
+        model.dfnb_arch = {"name": name, "kwargs": dict(kwargs)}
+    return model

@@ -329,7 +329,8 @@ def _write_json(path: Path, obj: Any) -> None:
 # ------------------------------------------------------------------ overwrite guard
 def check_no_overwrite(out_dir: Path, chapter: str, params: dict[str, Any], code: dict[str, Any] | None = None) -> None:
     """Raise :class:`RunExistsError` if ``out_dir`` holds anything but the same run."""
-    if not out_dir.exists() or not any(out_dir.iterdir()):
+    # papermill writes the executed notebook before the kernel's start() runs: that alone is no earlier run
+    if not out_dir.exists() or not [p for p in out_dir.iterdir() if p.name != f"{chapter}.ipynb"]:
         return
     mpath = out_dir / "manifest.json"
     if not mpath.exists():
