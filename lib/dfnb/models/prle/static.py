@@ -28,18 +28,20 @@ exactly preserved; values are within 1/255 of the float maps.
 The static stage assumes fixed images (the paper runs it once, offline); data made afresh every
 epoch (``SelfBlended``) has no precomputed maps.
 
-Speed (measured 2026-11-22 on this project's shared 2-core AMD EPYC CPU, no GPU, 128 px faces,
-the book's default size; 48 random images, batch 16, weights frozen while explaining, wall
-time while other jobs loaded the machine (load average 4-5), and in brackets the process's CPU
-time converted to two free cores):
+Speed (measured 2026-11-22 on this project's shared 2-core AMD EPYC CPU, AVX2, no GPU, at the
+book's default 128 px; 48-64 random images, batch 16-32, weights frozen while explaining).  Wall
+time swung with the other jobs on the machine (load average 4-6 on 2 cores), so the process's CPU
+time, converted to two free cores (an upper bound: it assumes both cores fully used), is given too:
 
-=====================================================  ======================  ==================
-zoo                                                    detector maps/s (wall)  fused maps/s
-=====================================================  ======================  ==================
-efficientnet_lite0 + resnet50 + toy_cnn                22                      7.3  (~15 free)
-xception + efficientnet_b4 + vgg16 (the paper's)       3.1                     1.05 (~2.9 free)
-=====================================================  ======================  ==================
+=====================================================  =====================  ======================
+zoo                                                    fused maps/s (wall)    fused maps/s (2 free
+                                                                              cores, from CPU time)
+=====================================================  =====================  ======================
+efficientnet_lite0 + resnet50 + toy_cnn                2.1 - 7.3              9.8 - 14.7
+xception + efficientnet_b4 + vgg16 (the paper's)       1.05                   2.9
+=====================================================  =====================  ======================
 
+One fused map needs one Grad-CAM map per detector, so detector maps/s are three times these.
 The neighbouring fusion itself runs at 135-360 images/s at 128 px, so the detectors' forward
 passes are the whole cost; ``store.meta`` records each run's speed per detector.
 """
