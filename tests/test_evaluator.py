@@ -1,4 +1,7 @@
 """Evaluation models supervised by a manipulation map (FoCus Fig. 4; PCL-style head)."""
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -6,6 +9,9 @@ import torch.nn.functional as F
 import dfnb
 from dfnb.models.evaluator import (EffNetFPNEvaluator, PCLEvaluator, consistency_target, consistency_volume,
                                    map_target)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _ddp_worker import one_thread  # noqa: E402,F401  (autouse fixture: tiny models run faster on one thread)
 
 
 def _batch(b=2, size=64):

@@ -1,4 +1,7 @@
 """FoCus: CARP pooling and CAR maps, hard Gumbel substitution, Sobel input, map sources (issue 7)."""
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -10,6 +13,9 @@ from dfnb.models.focus.carp import car_map, carp_logits, normalize_map
 from dfnb.models.focus.cl import ComplementaryLearning, hard_gumbel_select
 from dfnb.models.focus.focus import FoCus
 from dfnb.models.focus.modalities import block_dct, sobel_magnitude, srm_image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _ddp_worker import one_thread  # noqa: E402,F401  (autouse fixture: tiny models run faster on one thread)
 
 TINY = dict(img_size=32, depth=1, embed_dim=32, num_heads=2, K=4)  # 2x2 token grid
 
