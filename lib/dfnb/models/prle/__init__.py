@@ -14,4 +14,6 @@ from dfnb.models.prle.exploit import (  # noqa: F401
     PRESETS, LandmarkRegions, PRLEAugment, RandomRectangles, exploit, exploit_mask, sample_alpha, weighted_bce,
 )
 from dfnb.models.prle.fusion import FUSIONS, average_fusion, fuse, neighbouring_fusion  # noqa: F401
+from dfnb.models.prle.overlap import overlap_scores, overlap_summary  # noqa: F401
+from dfnb.models.prle.static import FusedMaps, MapStore, zoo_maps  # noqa: F401
 from dfnb.models.prle import f3net  # noqa: F401,E402  (registers "f3net")

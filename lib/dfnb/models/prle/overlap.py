@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from dfnb.metrics import _masks, iou
-
 __all__ = ["overlap_scores", "overlap_summary"]
 
 
 def overlap_scores(maps, gt) -> dict[str, np.ndarray]:
     """Per-image scores (N,) for maps (N,H,W)/(N,1,H,W) in [0,1] against gt of the same shape."""
+    from dfnb.metrics import _masks, iou  # lazily: dfnb.metrics pulls in scipy
+
     a = _masks(maps, "maps").astype(np.float64)
     g = _masks(gt, "gt")
     if a.shape != g.shape:
