@@ -421,8 +421,8 @@ class Run:
         fig.savefig(self.dir / "figures" / f"{name}.png", dpi=dpi, bbox_inches="tight")
         return fig
 
-    def finish(self) -> dict[str, Any]:
-        """Write end time, wall seconds and peak memory into the manifest."""
+    def finish(self) -> "Run":
+        """Write end time, wall seconds and peak memory into the manifest (``self.manifest``)."""
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         self.manifest.update(
             end=_now(),
@@ -439,11 +439,14 @@ class Run:
         except ImportError:
             pass
         _write_json(self.dir / "manifest.json", self.manifest)
-        return self.manifest
+        return self
 
     def __repr__(self) -> str:
         c = self.manifest["code"]
-        return f"Run({self.chapter}, profile={self.params.get('profile')}, seed={self.params.get('seed')}, git={str(c['sha'])[:10]}{'+dirty' if c['dirty'] else ''}, dir={self.dir})"
+        done = self.manifest.get("wall_seconds")
+        return (f"Run({self.chapter}, profile={self.params.get('profile')}, seed={self.params.get('seed')}, "
+                f"git={str(c['sha'])[:10]}{'+dirty' if c['dirty'] else ''}, dir={self.dir}"
+                + (f", {done:.0f} s, peak {self.manifest['peak_rss_mb']:.0f} MB" if done is not None else "") + ")")
 
 
 def start(chapter: str, *, results_dir: str | None = None, **params: Any) -> Run:
