@@ -135,3 +135,18 @@ def test_lite0_detector_default_uses_the_offline_weights(lite0_imagenet):
         assert torch.equal(v, ref[k]), k
     assert not torch.equal(dfnb.create_model("efficientnet_lite0", pretrained=False).backbone.conv_stem.weight,
                            ref["conv_stem.weight"])
+
+
+def test_detector_loss_honours_sample_weight():
+    """PRLE's Eq. 13 weights reach the BCE: weight 0 on a sample removes it from the loss."""
+    import torch.nn.functional as F
+
+    from dfnb.models.backbones import _bce_losses
+
+    logit = torch.tensor([2.0, -1.0, 0.5])
+    label = torch.tensor([0, 1, 1])
+    plain = _bce_losses({"logit": logit}, {"label": label})["loss"]
+    w = torch.tensor([1.0, 0.0, 2.0])
+    weighted = _bce_losses({"logit": logit}, {"label": label, "sample_weight": w})["loss"]
+    per = F.binary_cross_entropy_with_logits(logit, label.float(), reduction="none")
+    assert torch.allclose(plain, per.mean()) and torch.allclose(weighted, (per * w).mean())

@@ -306,6 +306,14 @@ def device_info(device: str = "cpu") -> dict[str, Any]:
     return info
 
 
+def _rel(path: Path) -> str:
+    """``path`` relative to the book's root when inside it (no machine paths in the rendered book)."""
+    try:
+        return str(Path(path).resolve().relative_to(repo_root()))
+    except ValueError:
+        return str(path)
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -445,7 +453,7 @@ class Run:
         c = self.manifest["code"]
         done = self.manifest.get("wall_seconds")
         return (f"Run({self.chapter}, profile={self.params.get('profile')}, seed={self.params.get('seed')}, "
-                f"git={str(c['sha'])[:10]}{'+dirty' if c['dirty'] else ''}, dir={self.dir}"
+                f"git={str(c['sha'])[:10]}{'+dirty' if c['dirty'] else ''}, dir={_rel(self.dir)}"
                 + (f", {done:.0f} s, peak {self.manifest['peak_rss_mb']:.0f} MB" if done is not None else "") + ")")
 
 

@@ -184,7 +184,10 @@ def _check_images(images: torch.Tensor) -> None:
 def _bce_losses(out: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
     logit = out["logit"]
     label = batch["label"].to(logit.device).float().view_as(logit)
-    bce = F.binary_cross_entropy_with_logits(logit, label)
+    weight = batch.get("sample_weight")  # per-sample weights, e.g. PRLE's gamma for augmented samples (Eq. 13)
+    if weight is not None:
+        weight = torch.as_tensor(weight, dtype=logit.dtype, device=logit.device).view_as(logit)
+    bce = F.binary_cross_entropy_with_logits(logit, label, weight=weight)
     return {"loss": bce, "bce": bce.detach()}
 
 
