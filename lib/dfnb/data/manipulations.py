@@ -36,6 +36,7 @@ Strengths are drawn per sample from ranges so that families are learnable but no
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import cv2
@@ -58,6 +59,12 @@ def register(name: str):
 
 def _f32(face: Face) -> np.ndarray:
     return face.image.astype(np.float32) * np.float32(1 / 255)
+
+
+@functools.lru_cache(maxsize=16)
+def _render_cached(ident: Identity, frame, size: int, style: Style) -> Face:
+    """A source face shared by the swap families of one frame (treat as read-only)."""
+    return render_face(ident, frame, size, style)
 
 
 def _rerender(target: Face, style: Style, ident: Identity | None = None, **frame_changes) -> Face:
@@ -116,7 +123,7 @@ def autoencoder(face: np.ndarray, lm: np.ndarray, rng: np.random.Generator, *, f
 class SwapParams:
     """Ranges ``(lo, hi)`` for one swap family (fractions of a 128-px image where spatial)."""
 
-    pose_jitter: tuple = (0.0, 0.06)        # radians of yaw/pitch error in the source render
+    pose_jitter: tuple = (0.0, 0.06)        # misalignment: radians of rotation, scale and shift (x H/4)
     ae_factor: tuple = (1.0, 1.0)           # autoencoder down-scaling (1 = none)
     ae_smooth: tuple = (0.4, 0.8)
     ae_grid: tuple = (0.0, 0.0)
@@ -126,17 +133,21 @@ class SwapParams:
     mask_erode: tuple = (0.0, 0.02)         # fraction of side (negative dilates)
     elastic: float = 0.0
     src_blur: tuple = (0.0, 0.0)            # re-projection blur of the source texture (sigma, px at 128)
+    renoise: tuple = (0.0, 0.0)             # camera noise re-added after warping, x the target's noise sigma
+    sharpen: tuple = (0.0, 0.0)             # unsharp-mask amount undoing the warp's interpolation blur
 
 
 SWAPS = {
     "faceswap": SwapParams(pose_jitter=(0.0, 0.08), color_strength=(0.2, 0.7), mask_blur=(0.3, 1.0),
-                           mask_erode=(0.02, 0.045), src_blur=(0.4, 0.9)),
+                           mask_erode=(0.02, 0.045), src_blur=(0.0, 0.5)),
     "deepfakes": SwapParams(ae_factor=(2.0, 3.0), ae_grid=(0.02, 0.05), color_strength=(0.8, 1.0), region="inner",
                             mask_blur=(2.0, 4.0), mask_erode=(0.01, 0.04), elastic=0.02),
-    "celebdf": SwapParams(pose_jitter=(0.0, 0.03), ae_factor=(1.2, 1.6), ae_smooth=(0.2, 0.5), ae_grid=(0.005, 0.012),
+    "celebdf": SwapParams(pose_jitter=(0.0, 0.03), ae_factor=(1.0, 1.25), ae_smooth=(0.0, 0.3), ae_grid=(0.004, 0.01),
+                          renoise=(0.7, 1.0), sharpen=(0.5, 0.9),
                           color_strength=(0.9, 1.0), region="inner", mask_blur=(3.0, 5.0), mask_erode=(0.0, 0.03),
                           elastic=0.03),
-    "dfvae": SwapParams(pose_jitter=(0.0, 0.02), ae_factor=(1.1, 1.5), ae_smooth=(0.2, 0.4), ae_grid=(0.003, 0.008),
+    "dfvae": SwapParams(pose_jitter=(0.0, 0.02), ae_factor=(1.0, 1.3), ae_smooth=(0.0, 0.3), ae_grid=(0.003, 0.008),
+                        renoise=(0.6, 1.0), sharpen=(0.4, 0.8),
                         color_strength=(0.95, 1.0), region="inner", mask_blur=(2.5, 4.5), mask_erode=(0.0, 0.02)),
     "gan_hq": SwapParams(ae_factor=(1.4, 1.8), ae_grid=(0.005, 0.015), color_strength=(0.7, 1.0), region="inner",
                          mask_blur=(1.5, 3.0)),
@@ -153,18 +164,28 @@ def swap(target: Face, rng: np.random.Generator, *, style: Style, source_identit
         raise ValueError("an identity swap needs source_identity")
     p = params
     u = lambda r: float(rng.uniform(*r))  # noqa: E731
-    fr = target.frame
-    src = render_face(source_identity, dataclasses.replace(fr, yaw=fr.yaw + u(p.pose_jitter) * rng.choice([-1, 1]),
-                                                          pitch=fr.pitch + u(p.pose_jitter) * 0.5 * rng.choice([-1, 1])),
-                      target.image.shape[0], style)
+    H = target.image.shape[0]
+    src = _render_cached(source_identity, target.frame, H, style)
     tgt = _f32(target)
-    warped, wlm = align(_f32(src), src.landmarks, target.landmarks, tgt.shape)
+    # misalignment of the swap: a small rotation / scale / shift about the face centre
+    j = u(p.pose_jitter) * rng.choice([-1, 1])
+    c = target.landmarks.mean(0)
+    sc = 1 + 0.5 * u(p.pose_jitter) * rng.choice([-1, 1])
+    J = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), float(np.degrees(j)), float(sc))
+    J[:, 2] += rng.uniform(-1, 1, 2) * u(p.pose_jitter) * H * 0.25
+    warped, wlm = align(_f32(src), src.landmarks, target.landmarks, tgt.shape, jitter=J)
     if p.src_blur[1] > 0:
         warped = cv2.GaussianBlur(warped, (0, 0), u(p.src_blur) * tgt.shape[1] / 128)
     if p.ae_factor[1] > 1.0:
         warped = autoencoder(warped, target.landmarks, rng, factor=p.ae_factor, smooth=p.ae_smooth, grid=p.ae_grid)
+    if p.sharpen[1] > 0:
+        k = np.float32(u(p.sharpen))
+        warped = np.clip(warped + k * (warped - cv2.GaussianBlur(warped, (0, 0), 0.8)), 0, 1)
     hard = face_hull(target.landmarks, tgt.shape, p.region)
     warped = color_transfer(warped, tgt, hard, u(p.color_strength))
+    if p.renoise[1] > 0 and target.frame.noise > 0:  # "improved" pipelines match the camera noise
+        sigma = np.float32(u(p.renoise) * target.frame.noise)
+        warped = np.clip(warped + rng.standard_normal(warped.shape, dtype=np.float32) * sigma, 0, 1)
     m = soften(hard, rng, blur=p.mask_blur, erode=p.mask_erode, elastic_amount=p.elastic)
     return blend(warped, tgt, m)
 
@@ -193,7 +214,7 @@ def dfdc(target, rng, *, style=STYLES["amateur"], source_identity=None):
 # ----------------------------------------------------------------------------- same-identity re-rendering
 @register("face2face")
 def face2face(target: Face, rng: np.random.Generator, *, style=STYLES["studio"], source_identity=None,
-              smooth=(0.6, 1.1), relight=(0.02, 0.05)) -> tuple[np.ndarray, np.ndarray]:
+              smooth=(0.3, 0.7), relight=(0.02, 0.05)) -> tuple[np.ndarray, np.ndarray]:
     """Expression re-enactment of the same identity: the inner face is re-rendered with another
     expression (mouth, smile, brows, gaze) and the renderer's smoothing/relighting; mask = hull of
     old and new landmarks."""
@@ -231,7 +252,7 @@ def neuraltextures(target: Face, rng: np.random.Generator, *, style=STYLES["stud
     fr = target.frame
     new_open = float(np.clip(fr.mouth_open + rng.choice([-1, 1]) * rng.uniform(0.15, 0.45), 0, 0.7))
     src = _rerender(target, style, mouth_open=new_open)
-    s = cv2.GaussianBlur(_f32(src), (0, 0), float(rng.uniform(0.5, 0.9)) * src.image.shape[1] / 128)
+    s = cv2.GaussianBlur(_f32(src), (0, 0), float(rng.uniform(0.3, 0.6)) * src.image.shape[1] / 128)
     s = np.clip(s * (1 + neural_texture_pattern(s.shape, rng, amplitude)[..., None]), 0, 1)
     tgt = _f32(target)
     hard = np.maximum(face_hull(target.landmarks, tgt.shape, "mouth"), face_hull(src.landmarks, tgt.shape, "mouth"))

@@ -109,8 +109,10 @@ def soften(mask: np.ndarray, rng: np.random.Generator, *, blur=(1.0, 3.0), erode
     return m * float(rng.uniform(*ratio))
 
 
-def align(source: np.ndarray, src_lm: np.ndarray, dst_lm: np.ndarray, shape, idx=None) -> tuple[np.ndarray, np.ndarray]:
-    """Warp ``source`` so its landmarks land on ``dst_lm`` (least-squares similarity).
+def align(source: np.ndarray, src_lm: np.ndarray, dst_lm: np.ndarray, shape, idx=None,
+          jitter: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Warp ``source`` so its landmarks land on ``dst_lm`` (least-squares similarity), then by the
+    optional 2x3 ``jitter`` (a deliberate misalignment).
 
     Returns (warped image (H, W, 3) float32, warped landmarks (68, 2)).
     """
@@ -118,6 +120,8 @@ def align(source: np.ndarray, src_lm: np.ndarray, dst_lm: np.ndarray, shape, idx
     M, _ = cv2.estimateAffinePartial2D(src_lm[idx].astype(np.float32), dst_lm[idx].astype(np.float32), method=cv2.LMEDS)
     if M is None:
         M = np.float32([[1, 0, 0], [0, 1, 0]])
+    if jitter is not None:
+        M = (np.vstack([jitter, [0, 0, 1]]) @ np.vstack([M, [0, 0, 1]]))[:2].astype(np.float32)
     H, W = shape[:2]
     out = cv2.warpAffine(to_float(source), M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     lm = src_lm @ M[:, :2].T + M[:, 2]
