@@ -196,3 +196,19 @@ def test_other_layouts(tmp_path):
     _write_video(r / "original_sequences/actors/c23/videos/01__walk.avi", _face_frames(2))
     _write_video(r / "manipulated_sequences/DeepFakeDetection/c23/videos/01_02__walk.avi", _face_frames(2))
     assert sorted(i.method for i in list_items("dfd", r)) == ["deepfakes", "real"]
+
+
+def test_cli_real_and_self_blend_on_real_crops(ffpp, tmp_path, capsys):
+    from dfnb.cli import main
+    from dfnb.data import FaceForgeryDataset, SelfBlended
+
+    with pytest.warns(UserWarning):
+        rc = main(["data", "real", "--name", "ffpp", "--root", str(ffpp), "--out", str(tmp_path), "--frames", "2",
+                   "--size", "64"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["summary"]["real"] == 4 and out["summary"]["skipped"] >= 2
+    ds = FaceForgeryDataset(out["root"])
+    sb = SelfBlended(ds)  # template landmarks stored with real crops make SBI work on real data
+    x = sb[0]
+    assert x["mask"].max() > 0 and (x["image"] - x["source"]).abs().amax(0)[x["mask"][0] == 0].max() == 0

@@ -298,7 +298,7 @@ def write_split(out_dir: str | Path, name: str, split: str, *, size: int = 128, 
     (tmp / "masks").mkdir()
     rows, lms, key_to_row = [], [], {}
     t0 = time.perf_counter()
-    png = [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    png = [cv2.IMWRITE_PNG_COMPRESSION, 1]
     counts: dict[str, int] = {}
     for s in tqdm(iter_split(name, split, size=size, n_videos=n_videos, frames_per_video=frames_per_video,
                              quality=quality, seed=seed, methods=methods),
