@@ -9,9 +9,12 @@ sees SAM's features at step 0.  (Replacing the neck by ``T`` is the other readin
 start the pretrained decoder from random features.)
 
 **Classification head**: "based on the predicted mask, a classification head consisting of
-global average pooling and fully connected layers".  We pool the predicted mask itself:
-``v = GAP(sigmoid(mask_logits))`` (the predicted manipulated-area fraction), then
-``FC(1 -> hidden) -> ReLU -> FC(hidden -> 1)``.  ``L_cls`` therefore also trains the mask.
+global average pooling and fully connected layers".  We pool the predicted mask itself, in
+logit form: ``v = GAP(mask_logits)``, then ``FC(1 -> hidden) -> ReLU -> FC(hidden -> 1)``.
+``L_cls`` therefore also trains the mask.  (Pooling ``sigmoid(mask_logits)``, the predicted
+manipulated-area fraction, gives a feature of ~0.01-0.3 whose real/fake gap the FC layers
+learn to use only very slowly; the mean logit differs by units between a clean and a
+manipulated prediction.)
 """
 from __future__ import annotations
 
@@ -41,5 +44,5 @@ class MaskClassificationHead(nn.Module):
         self.fc = nn.Sequential(nn.Linear(1, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
 
     def forward(self, mask_logits: torch.Tensor) -> torch.Tensor:
-        v = mask_logits.sigmoid().mean(dim=(2, 3))  # (B, 1) predicted manipulated fraction
+        v = mask_logits.mean(dim=(2, 3))  # (B, 1) mean mask logit
         return self.fc(v).squeeze(1)
