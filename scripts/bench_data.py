@@ -64,8 +64,8 @@ def main(argv=None) -> int:
     src = Identity.sample(rng, st)
     fam = {}
     for m in ("faceswap", "deepfakes", "face2face", "neuraltextures", "attribute_hair", "attribute_glasses", "synthesis"):
-        wall, cpu = _rate(lambda: [manipulate(m, t, np.random.default_rng(k), source_identity=src)
-                                   for k, t in enumerate(targets)], len(targets))
+        wall, cpu = _rate(lambda m=m: [manipulate(m, t, np.random.default_rng(k), source_identity=src)
+                                       for k, t in enumerate(targets)], len(targets))
         fam[m] = {"wall": round(wall, 1), "cpu": round(cpu, 1)}
     res["family_fakes_per_s"] = fam
 
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     for name in ("ffpp-syn", "fmld-syn", "celebdf-syn", "dfdc-syn"):
         kw = dict(size=a.size, n_videos=max(2, a.videos // 4), frames_per_video=a.frames)
         n = sum(1 for _ in iter_split(name, "val", **kw))
-        wall, cpu = _rate(lambda: list(iter_split(name, "val", **kw)), n)
+        wall, cpu = _rate(lambda name=name, kw=kw: list(iter_split(name, "val", **kw)), n)
         per[name] = {"faces": n, "wall": round(wall, 1), "cpu": round(cpu, 1)}
     res["benchmark_faces_per_s"] = per
     out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="dfnb_bench_"))

@@ -113,7 +113,8 @@ def get_spec(name: str) -> BenchmarkSpec:
         import difflib
 
         close = difflib.get_close_matches(name, list(BENCHMARKS), n=3)
-        raise KeyError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}" + (f" (did you mean {close}?)" if close else ""))
+        hint = f" (did you mean {close}?)" if close else ""
+        raise KeyError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}{hint}")
     return BENCHMARKS[name]
 
 

@@ -42,7 +42,6 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from dfnb.data import landmarks as L
 from dfnb.data.render import STYLES, Face, Identity, Style, render_face
 from dfnb.data.sbi import align, blend, color_transfer, face_hull, soften
 
@@ -340,4 +339,3 @@ CLAIMS = {
     "gan_lq": "inner", "face2face": "inner", "neuraltextures": "mouth", "attribute_hair": "hair",
     "attribute_glasses": "glasses", "synthesis": "all",
 }
-_ = L  # re-exported helpers live in landmarks

@@ -382,7 +382,8 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
     name: one of ``NAMES``; root: its folder in the published layout (see the module docstring);
     frames_per_video: evenly spaced frames sampled per video; size: crop side; margin: crop side /
     face box side; detector: "auto" | "mediapipe" | "cascade" | "none" (whole frame, margin 1, for
-    pre-aligned faces; FMLD's default) | callable ``f(rgb) -> [(x, y, w, h, score), ...]``; quality: FF++/DFD compression folder (c23/c40/raw); methods: subset of methods;
+    pre-aligned faces; FMLD's default) | callable ``f(rgb) -> [(x, y, w, h, score), ...]``;
+    quality: FF++/DFD compression folder (c23/c40/raw); methods: subset of methods;
     max_videos: keep the first N items (after sorting) for quick looks; cache: output folder
     (default ``results/_cache/real``).  Skips are counted in ``ds.skipped`` and ``meta.json``.
     """
@@ -405,7 +406,8 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
     key = hashlib.sha256(json.dumps(dict(name=name, root=str(Path(root).resolve()), split=split, f=frames_per_video,
                                          size=size, margin=margin, det=det_name, q=quality, m=methods, mv=max_videos,
                                          n=len(items), v=DATA_VERSION), sort_keys=True).encode()).hexdigest()[:16]
-    base = Path(cache) if cache is not None else Path(os.environ.get("DFNB_REAL_CACHE", repo_root() / "results" / "_cache" / "real"))
+    default = os.environ.get("DFNB_REAL_CACHE", repo_root() / "results" / "_cache" / "real")
+    base = Path(cache) if cache is not None else Path(default)
     out = base / name / f"{split}-{key}"
     if (out / "meta.json").exists():
         return FaceForgeryDataset(out)
