@@ -53,7 +53,7 @@ from dfnb.data.manipulations import FAMILIES, manipulate
 from dfnb.data.render import STYLES, Identity, Style, render_face, sample_video
 
 log = logging.getLogger(__name__)
-DATA_VERSION = "3"  # bump when generation changes; part of every cache key
+DATA_VERSION = "4"  # bump when generation changes; part of every cache key
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = {"train": 0.72, "val": 0.14, "test": 0.14}
 
@@ -184,7 +184,8 @@ def iter_split(name: str, split: str, *, size: int = 128, n_videos: int | None =
         pristine (H, W, 3) uint8 (the uncompressed real frame the face was made from),
         label, method, video_id, identity, frame, source_identity, post, key, source_key
 
-    Within a video the real frames come first, then each method's fakes of the same frames.
+    Within a video the real frames come first, then each method's fakes of the same frames; a fake
+    video's frames share the method's settings (strengths, mask shape), as one run of a tool would.
     Identity swaps get ``fakes_per_video`` fake videos per real one (different sources of the split).
     """
     spec = get_spec(name)
@@ -220,7 +221,8 @@ def iter_split(name: str, split: str, *, size: int = 128, n_videos: int | None =
                 pr = np.random.default_rng([seed, spec.domain, si, ident_id, 100 + mseed, k])
                 apply_post, pseed = pr.random() < spec.post_p, int(pr.integers(2**31))
                 for t, face in enumerate(faces):
-                    rng = np.random.default_rng([seed, spec.domain, si, ident_id, 100 + mseed, k, t + 1])
+                    # one stream per fake video: every frame draws the same method settings (no flicker)
+                    rng = np.random.default_rng([seed, spec.domain, si, ident_id, 100 + mseed, k, 0])
                     fake, mask = manipulate(m, face, rng, style=spec.style, source_identity=src_ident)
                     img = (fake * 255 + 0.5).astype(np.uint8)
                     img, desc = _post(img, spec.post, float(apply_post), np.random.default_rng([pseed, t]))
