@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from dfnb import create_model, list_models
-from dfnb.models.dadf import (SAM_CONFIGS, VARIANTS, AdaptedEncoder, MultiscaleAdapter,
-                              ReconstructionGuidedAttention, build_sam, count_parameters, load_sam,
-                              receptive_field, reconstruction_loss, save_micro_sam,
-                              trainable_parameter_share)
+from dfnb.models.dadf import (SAM_CONFIGS, VARIANTS, AdaptedEncoder, MaskClassificationHead,
+                              MultiscaleAdapter, ReconstructionGuidedAttention, TaskHead, build_sam,
+                              count_parameters, load_sam, receptive_field, reconstruction_loss,
+                              save_micro_sam, trainable_parameter_share)
 from dfnb.models.dadf.pretrain import box_prompt, point_prompt, pretrain_micro_sam
 from dfnb.models.dadf.sam import resize_position_tables
 
@@ -190,6 +190,20 @@ def test_rga_equals_eq6_by_hand(axis):
     out, att = rga(torch.tensor(Fm, dtype=torch.float32)[None], torch.tensor(Fg, dtype=torch.float32)[None])
     np.testing.assert_allclose(out[0].detach().numpy(), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(att[0].detach().numpy(), a, rtol=1e-5, atol=1e-6)
+
+
+def test_heads_by_hand():
+    x = torch.randn(2, 4, 3, 3)
+    assert torch.allclose(TaskHead(4)(x), x)  # identity at initialisation
+    head = MaskClassificationHead(hidden=2)
+    with torch.no_grad():
+        head.fc[0].weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        head.fc[0].bias.copy_(torch.tensor([0.0, 1.0]))
+        head.fc[2].weight.copy_(torch.tensor([[2.0, 3.0]]))
+        head.fc[2].bias.fill_(-1.0)
+    masks = torch.tensor([[[[1.0, 3.0], [-2.0, 2.0]]], [[[-4.0, -4.0], [-4.0, -4.0]]]])  # GAP: 1.0, -4.0
+    # v = 1: relu(1), relu(0) -> 2*1 + 0 - 1 = 1;  v = -4: relu(-4), relu(5) -> 0 + 15 - 1 = 14
+    assert head(masks).tolist() == [1.0, 14.0]
 
 
 # ----------------------------------------------------------------------------- baselines

@@ -7,7 +7,7 @@ Pipeline (Fig. 2; all SAM parts from ``segment-anything``)::
     frozen SAM neck -> linear Task Head T                   (heads.py)     F      (B,C,g,g)
     RGA: second pass on noisy images, S=|F_gau-F|, Eq. 6    (rga.py)       F_fin  (B,C,g,g)
     prompt-free SAM mask decoder (no points/boxes/mask)                    M      (B,1,4g,4g)
-    GAP(sigmoid M) + FC                                     (heads.py)     logit  (B,)
+    GAP(M) + FC layers (M in logits)                        (heads.py)     logit  (B,)
 
 The forward pass never sees labels: it computes the noisy features for every noised sample
 (a random ``noise_p`` share in training, all at evaluation) and returns them; ``losses`` picks
@@ -21,8 +21,8 @@ the real (or fake, or all) ones for ``L_rec`` from ``batch["label"]`` (rga.py ex
 Trainable: adapters, task head, RGA enhancer, mask decoder, classification head (Fig. 2).
 Frozen: SAM's image encoder (patch embedding, blocks, neck) and prompt encoder, and the parts
 of the decoder that prompt-free single-mask decoding never uses (IoU head, the hypernetwork
-MLPs of the three multimask outputs).  The
-baselines (baselines.py) reuse this class with other switches.
+MLPs of the three multimask outputs).  The baselines (baselines.py) reuse this class with
+other switches.
 
 Trainable share (``trainable_parameter_share``; trainable / all parameters of the model).
 The paper reports 18.64% for DADF on SAM ViT-H.  With our reading (adapter after each of the 32
