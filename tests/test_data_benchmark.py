@@ -67,7 +67,7 @@ def test_same_seed_gives_byte_identical_data(tmp_path):
         return h.hexdigest()
 
     a = write_split(tmp_path / "a", "fmld-syn", "val", seed=3, progress=False, **KW)
-    b = write_split(tmp_path / "b", "fmld-syn", "val", seed=3, progress=False, **KW)
+    b = write_split(tmp_path / "b", "fmld-syn", "val", seed=3, progress=False, workers=2, **KW)  # parallel: same bytes
     write_split(tmp_path / "c", "fmld-syn", "val", seed=4, progress=False, **KW)
     assert a["n_faces"] == b["n_faces"] == 16
     assert digest(tmp_path / "a") == digest(tmp_path / "b") != digest(tmp_path / "c")

@@ -177,8 +177,8 @@ SAME_IDENTITY = ("face2face", "neuraltextures", "attribute_hair", "attribute_gla
 
 def iter_split(name: str, split: str, *, size: int = 128, n_videos: int | None = None,
                frames_per_video: int | None = None, quality: str = "hq", seed: int = 0,
-               methods: tuple | list | None = None):
-    """Generate a split face by face (no disk).  Yields dicts with numpy arrays::
+               methods: tuple | list | None = None, videos=None):
+    """Generate a split face by face (no disk); ``videos`` restricts it to those video indices.  Yields dicts with numpy arrays::
 
         image (H, W, 3) uint8 (compressed), mask (H, W) uint8 or None (real), landmarks (68, 2) float32,
         pristine (H, W, 3) uint8 (the uncompressed real frame the face was made from),
@@ -199,7 +199,8 @@ def iter_split(name: str, split: str, *, size: int = 128, n_videos: int | None =
     ids = identity_ids(name, split, n)
     srcs = _source_ids(ids, spec.fakes_per_video, np.random.default_rng([seed, spec.domain, si, 7]))
     fake_methods = [m for m in methods if m != "real"]
-    for vi, ident_id in enumerate(ids):
+    for vi in range(n) if videos is None else videos:
+        ident_id = ids[vi]
         ident, frames = _video_params(spec, si, ident_id, seed, F)
         faces = [render_face(ident, fr, size, spec.style) for fr in frames]
         vid = f"{vi:04d}"
@@ -276,10 +277,40 @@ INDEX_FIELDS = ("image", "mask", "label", "method", "video_id", "dataset", "iden
                 "source_identity", "post")
 
 
+def _video_job(args) -> list[dict]:
+    kw, vi = args
+    out = []
+    for s in iter_split(**kw, videos=[vi]):
+        s["pristine"] = None  # not needed by the writer; spare the pickling
+        out.append(s)
+    return out
+
+
+def _samples(kw: dict, n: int, workers: int):
+    """iter_split's samples in order, rendered by ``workers`` processes (videos are independent)."""
+    if workers <= 1 or n <= 1:
+        yield from iter_split(**kw)
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ctx.Pool(min(workers, n)) as pool:
+        for samples in pool.imap(_video_job, [(kw, vi) for vi in range(n)], chunksize=1):
+            yield from samples
+
+
+def default_workers() -> int:
+    """Processes for generation: ``$DFNB_DATA_WORKERS`` or 1."""
+    return max(1, int(os.environ.get("DFNB_DATA_WORKERS", "1")))
+
+
 def write_split(out_dir: str | Path, name: str, split: str, *, size: int = 128, n_videos: int | None = None,
                 frames_per_video: int | None = None, quality: str = "hq", seed: int = 0, methods=None,
-                progress: bool = True, overwrite: bool = False) -> dict:
+                progress: bool = True, overwrite: bool = False, workers: int | None = None) -> dict:
     """Render one split into ``out_dir`` (images/, masks/, landmarks.npy, index.csv, meta.json).
+
+    ``workers`` processes render videos in parallel (default :func:`default_workers`); the output is
+    byte-identical whatever the number.
 
     Writes into a temporary sibling and renames it at the end, so a crash never leaves a half cache.
     Refuses to overwrite an existing ``out_dir`` unless ``overwrite``.  Returns the meta dict.
@@ -302,9 +333,10 @@ def write_split(out_dir: str | Path, name: str, split: str, *, size: int = 128, 
     t0 = time.perf_counter()
     png = [cv2.IMWRITE_PNG_COMPRESSION, 1]
     counts: dict[str, int] = {}
-    for s in tqdm(iter_split(name, split, size=size, n_videos=n_videos, frames_per_video=frames_per_video,
-                             quality=quality, seed=seed, methods=methods),
-                  total=total, desc=f"{name}/{split}", disable=not progress, unit="face"):
+    kw = dict(name=name, split=split, size=size, n_videos=n_videos, frames_per_video=frames_per_video,
+              quality=quality, seed=seed, methods=methods)
+    n = spec.n_videos[split] if n_videos is None else int(n_videos)
+    for s in tqdm(_samples(kw, n, default_workers() if workers is None else int(workers)), total=total, desc=f"{name}/{split}", disable=not progress, unit="face"):
         i = len(rows)
         img_rel = f"images/{i:06d}.png"
         if not cv2.imwrite(str(tmp / img_rel), cv2.cvtColor(s["image"], cv2.COLOR_RGB2BGR), png):
@@ -347,13 +379,14 @@ def write_split(out_dir: str | Path, name: str, split: str, *, size: int = 128, 
 
 def load_benchmark(name: str, split: str, *, size: int = 128, n_videos: int | None = None,
                    frames_per_video: int | None = None, quality: str = "hq", seed: int = 0, root=None,
-                   methods=None, progress: bool = True, return_source: bool = False):
+                   methods=None, progress: bool = True, return_source: bool = False, workers: int | None = None):
     """The synthetic benchmark ``name``'s ``split`` as a :class:`FaceForgeryDataset`.
 
     Generated on first use into ``root`` (default :func:`default_cache`) under a key that hashes all
     parameters and the library version; reused afterwards.  ``split`` in {"train","val","test"}
     (identity-disjoint); ``quality`` in {"raw","hq","lq"} (or "c0","c23","c40"); ``methods`` picks a
-    subset of ``("real",) + spec.methods`` (or any family in ``dfnb.data.manipulations.FAMILIES``).
+    subset of ``("real",) + spec.methods`` (or any family in ``dfnb.data.manipulations.FAMILIES``);
+    ``workers`` processes render a missing cache (default ``$DFNB_DATA_WORKERS`` or 1; same bytes).
     """
     spec = get_spec(name)
     if split not in SPLITS:
@@ -367,7 +400,7 @@ def load_benchmark(name: str, split: str, *, size: int = 128, n_videos: int | No
     d = base / name / f"{split}-{cache_key(params)}"
     if not (d / "meta.json").exists():
         write_split(d, name, split, size=size, n_videos=n_videos, frames_per_video=frames_per_video, quality=quality,
-                    seed=seed, methods=methods, progress=progress, overwrite=d.exists())
+                    seed=seed, methods=methods, progress=progress, overwrite=d.exists(), workers=workers)
     return FaceForgeryDataset(d, return_source=return_source)
 
 

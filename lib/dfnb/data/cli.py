@@ -28,6 +28,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--split", default="all", choices=["all", "train", "val", "test"])
     s.add_argument("--methods", default=None, help="comma-separated subset, e.g. real,faceswap")
     s.add_argument("--overwrite", action="store_true", help="replace existing split folders")
+    s.add_argument("--workers", type=int, default=None, help="processes (default $DFNB_DATA_WORKERS or 1); same bytes")
     s.set_defaults(func=_synth)
 
     ls = sub.add_parser("list", help="list the synthetic benchmarks and what each imitates")
@@ -70,7 +71,7 @@ def _synth(args) -> int:
     for split, n in _split_sizes(args.n, args.split).items():
         meta = write_split(out / split, args.name, split, size=args.size, n_videos=n, frames_per_video=args.frames,
                            quality=args.quality, seed=args.seed, methods=methods, progress=True,
-                           overwrite=args.overwrite)
+                           overwrite=args.overwrite, workers=args.workers)
         total[split] = {"faces": meta["n_faces"], "faces_per_s": meta["faces_per_s"], "MB": round(meta["bytes"] / 2**20, 2),
                         "counts": meta["counts"]}
     print(json.dumps({"out": str(out), "name": args.name, "splits": total}, indent=1))
