@@ -232,8 +232,9 @@ def test_lora_starts_as_the_frozen_model():
     plain = _dadf("dadf", img_size=64, adapter=None, rga=False).eval()
     lora = _dadf("sam_lora", img_size=64).eval()
     # same seed -> same SAM weights; LoRA's B starts at zero
-    assert torch.equal(plain.encoder.encoder.blocks[0].attn.qkv.weight, lora.encoder.encoder.blocks[0].attn.qkv.base.weight)
-    assert lora.encoder.encoder.blocks[0].attn.qkv.lora_a.abs().sum() > 0
+    qkv_plain, qkv_lora = plain.encoder.encoder.blocks[0].attn.qkv, lora.encoder.encoder.blocks[0].attn.qkv
+    assert torch.equal(qkv_plain.weight, qkv_lora.base.weight)
+    assert qkv_lora.lora_a.abs().sum() > 0 and qkv_lora.lora_b.abs().sum() == 0
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(plain(x)["mask_logit"], lora(x)["mask_logit"], atol=1e-5)

@@ -110,7 +110,8 @@ def _prompt_losses(sam, emb: torch.Tensor, masks: torch.Tensor, points: torch.Te
     """Per-prompt loss ``(n,)`` and IoU ``(n,)`` of the trained output, for one prompt kind."""
     pe = sam.prompt_encoder
     if points is not None:
-        sparse, dense = pe(points=(points[:, None], torch.ones(len(points), 1, device=emb.device)), boxes=None, masks=None)
+        labels = torch.ones(len(points), 1, device=emb.device)  # all positive
+        sparse, dense = pe(points=(points[:, None], labels), boxes=None, masks=None)
     else:
         sparse, dense = pe(points=None, boxes=boxes, masks=None)
     logits, iou_pred = decode_masks(sam.mask_decoder, emb, pe.get_dense_pe(), sparse, dense)
@@ -232,7 +233,8 @@ def promptable_miou(sam, samples: Iterable[tuple[Any, Sequence[Any]]], kind: str
             sparse, dense = sam.prompt_encoder(points=None, boxes=bxs, masks=None)
         else:
             pts = torch.stack([point_prompt(m, gen) for m in full]).to(device)[:, None]
-            sparse, dense = sam.prompt_encoder(points=(pts, torch.ones(len(full), 1, device=device)), boxes=None, masks=None)
+            labels = torch.ones(len(full), 1, device=device)
+            sparse, dense = sam.prompt_encoder(points=(pts, labels), boxes=None, masks=None)
         logits, iou_pred = decode_masks(sam.mask_decoder, emb, sam.prompt_encoder.get_dense_pe(), sparse, dense)
         if kind == "box":
             logits = logits[:, :1]
