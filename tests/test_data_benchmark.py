@@ -162,3 +162,16 @@ def test_cli_synth(tmp_path, capsys):
         ds = FaceForgeryDataset(tmp_path / "o" / s)
         assert len(ds) >= 4 and ds[0]["image"].shape == (3, 48, 48)
     assert main(["data", "list"]) == 0
+
+
+def test_overwrite_replaces_and_stale_partial_cache_is_regenerated(tmp_path):
+    d = tmp_path / "s"
+    kw = dict(progress=False, methods=["real"], size=48, n_videos=1, frames_per_video=1)
+    write_split(d, "ffpp-syn", "val", **kw)
+    write_split(d, "ffpp-syn", "val", overwrite=True, seed=5, **kw)
+    assert json.loads((d / "meta.json").read_text())["params"]["seed"] == 5
+    assert not list(tmp_path.glob(".s.*"))  # no temporary or trash folders left behind
+    ds = load_benchmark("ffpp-syn", "val", root=tmp_path / "c", **kw)
+    (ds.root / "meta.json").unlink()  # a half-written cache (e.g. copied without its meta)
+    again = load_benchmark("ffpp-syn", "val", root=tmp_path / "c", **kw)
+    assert again.root == ds.root and (again.root / "meta.json").exists()

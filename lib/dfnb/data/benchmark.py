@@ -363,13 +363,16 @@ def write_split(out_dir: str | Path, name: str, split: str, *, size: int = 128, 
                 seconds=round(dt, 3), faces_per_s=round(len(rows) / max(dt, 1e-9), 1), bytes=nbytes,
                 data_version=DATA_VERSION, skipped=[])
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.replace(tmp, out_dir)
+        os.replace(tmp, out_dir)  # atomic; fails if out_dir exists and is not empty
     except OSError:
-        if (out_dir / "meta.json").exists():  # another process finished the same cache first
+        if overwrite:
+            trash = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+            os.replace(out_dir, trash)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(trash, ignore_errors=True)
+        elif (out_dir / "meta.json").exists():  # another process finished the same cache first
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             raise
