@@ -304,6 +304,23 @@ def default_workers() -> int:
     return max(1, int(os.environ.get("DFNB_DATA_WORKERS", "1")))
 
 
+def publish(tmp: Path, out_dir: Path, overwrite: bool) -> None:
+    """Move a finished temporary folder to ``out_dir`` atomically.  An existing ``out_dir`` is replaced
+    only if ``overwrite`` (or if it is an unfinished cache without meta.json); a finished cache that
+    another process published meanwhile is kept and ``tmp`` is dropped."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(tmp, out_dir)  # atomic; fails if out_dir exists and is not empty
+    except OSError:
+        if overwrite or not (out_dir / "meta.json").exists():
+            trash = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+            os.replace(out_dir, trash)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:  # another process finished the same cache first
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_split(out_dir: str | Path, name: str, split: str, *, size: int = 128, n_videos: int | None = None,
                 frames_per_video: int | None = None, quality: str = "hq", seed: int = 0, methods=None,
                 progress: bool = True, overwrite: bool = False, workers: int | None = None) -> dict:
@@ -363,19 +380,7 @@ def write_split(out_dir: str | Path, name: str, split: str, *, size: int = 128, 
                 seconds=round(dt, 3), faces_per_s=round(len(rows) / max(dt, 1e-9), 1), bytes=nbytes,
                 data_version=DATA_VERSION, skipped=[])
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(tmp, out_dir)  # atomic; fails if out_dir exists and is not empty
-    except OSError:
-        if overwrite:
-            trash = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-            os.replace(out_dir, trash)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(trash, ignore_errors=True)
-        elif (out_dir / "meta.json").exists():  # another process finished the same cache first
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            raise
+    publish(tmp, out_dir, overwrite)
     log.info("wrote %d faces of %s/%s to %s in %.1fs", len(rows), name, split, out_dir, dt)
     return meta
 

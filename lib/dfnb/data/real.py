@@ -389,7 +389,7 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
     """
     from tqdm.auto import tqdm
 
-    from dfnb.data.benchmark import DATA_VERSION, INDEX_FIELDS, FaceForgeryDataset, repo_root
+    from dfnb.data.benchmark import DATA_VERSION, INDEX_FIELDS, FaceForgeryDataset, publish, repo_root
 
     items = list_items(name, root, split, quality, methods)
     if max_videos is not None:
@@ -481,9 +481,7 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
                 n_items=len(items), n_faces=len(rows), skipped=skipped, videos_skipped=n_vid_skip,
                 seconds=round(time.perf_counter() - t0, 2), data_version=DATA_VERSION)
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    publish(tmp, out, overwrite=False)
     if skipped:
         msg = (f"load_real({name!r}): kept {len(rows)} faces from {len(items)} items; skipped {n_vid_skip} videos and "
                f"{sum(1 for s in skipped if 'frame' in s)} frames (see ds.skipped / {out / 'meta.json'})")
