@@ -68,4 +68,4 @@ def test_live_viewer_rerenders_on_callbacks():
     th.value = 0.5
     index.value = 0
     plain = viz.panel(viz.to_uint8_images(imgs)[0], m[0] * 0, m[0] * 0)
-    assert bytes(img.value) == viz.png_bytes(plain)
+    assert bytes(img.value) == viz.encode_image(plain)

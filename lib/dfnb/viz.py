@@ -87,33 +87,27 @@ def overlay(image: np.ndarray, mask: np.ndarray, color=PRED_COLOR, opacity: floa
     return out
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """PNG encoding of an (H, W, 3) RGB uint8 image."""
+def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 90) -> bytes:
+    """PNG or JPEG encoding of an (H, W, 3) RGB uint8 image."""
     import cv2
 
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))
+    if fmt not in ("png", "jpeg"):
+        raise ValueError(f"fmt must be 'png' or 'jpeg', got {fmt!r}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpeg" else []
+    ok, buf = cv2.imencode("." + ("jpg" if fmt == "jpeg" else "png"), np.ascontiguousarray(image[..., ::-1]), params)
     if not ok:
-        raise RuntimeError("PNG encoding failed")
+        raise RuntimeError(f"{fmt} encoding failed")
     return buf.tobytes()
 
 
-def _upscale(img: np.ndarray, min_side: int) -> np.ndarray:
-    import cv2
-
-    h, w = img.shape[:2]
-    f = max(1, int(np.ceil(min_side / max(1, min(h, w)))))
-    return cv2.resize(img, (w * f, h * f), interpolation=cv2.INTER_NEAREST) if f > 1 else img
-
-
 def panel(image: np.ndarray, mask: np.ndarray | None, pred: np.ndarray | None, opacity: float = 0.5,
-          threshold: float = 0.5, min_side: int = 160, gap: int = 4) -> np.ndarray:
+          threshold: float = 0.5, gap: int = 4) -> np.ndarray:
     """One frame: image | ground truth overlay | prediction overlay, side by side (uint8 RGB)."""
     tiles = [image]
     if mask is not None:
         tiles.append(overlay(image, mask, GT_COLOR, opacity))
     if pred is not None:
         tiles.append(overlay(image, pred, PRED_COLOR, opacity, threshold=threshold))
-    tiles = [_upscale(t, min_side) for t in tiles]
     h = tiles[0].shape[0]
     sep = np.full((h, gap, 3), 255, np.uint8)
     row = [tiles[0]]
@@ -124,8 +118,11 @@ def panel(image: np.ndarray, mask: np.ndarray | None, pred: np.ndarray | None, o
 
 # ------------------------------------------------------------------ viewers
 def frame_viewer(frames: Sequence[np.ndarray], captions: Sequence[str] | None = None,
-                 description: str = "frame", start: int = 0):
+                 description: str = "frame", start: int = 0, zoom: float = 2.0, fmt: str = "jpeg"):
     """A slider over pre-rendered frames (H,W,3 uint8), linked in the browser (no kernel needed).
+
+    Frames are stored in the notebook as ``fmt`` (JPEG keeps executed notebooks small) and shown
+    ``zoom`` times their pixel size, at most the page width.
 
     Returns an ``ipywidgets.VBox``: the slider, a caption ``Stack`` and an image ``Stack``,
     both ``jslink``-ed to the slider.
@@ -136,7 +133,9 @@ def frame_viewer(frames: Sequence[np.ndarray], captions: Sequence[str] | None = 
         raise ValueError("frame_viewer needs at least one frame")
     if captions is not None and len(captions) != len(frames):
         raise ValueError(f"{len(captions)} captions for {len(frames)} frames")
-    images = [w.Image(value=png_bytes(f), format="png", layout=w.Layout(max_width="100%")) for f in frames]
+    width = f"{int(frames[0].shape[1] * zoom)}px"
+    images = [w.Image(value=encode_image(f, fmt), format=fmt, layout=w.Layout(width=width, max_width="100%"))
+              for f in frames]
     stack = w.Stack(images, selected_index=start)
     slider = w.IntSlider(value=start, min=0, max=len(frames) - 1, description=description,
                          continuous_update=True, layout=w.Layout(width="420px"))
@@ -155,7 +154,7 @@ def frame_viewer(frames: Sequence[np.ndarray], captions: Sequence[str] | None = 
 
 def mask_viewer(images, masks=None, preds=None, *, captions: Sequence[str] | None = None,
                 live: bool = False, opacity: float = 0.5, threshold: float = 0.5,
-                max_frames: int = 24, min_side: int = 160):
+                max_frames: int = 24, zoom: float = 2.0):
     """Browse images with their true masks (green) and predicted masks or maps (red).
 
     ``live=False`` pre-renders at most ``max_frames`` frames at the given opacity and
@@ -178,22 +177,23 @@ def mask_viewer(images, masks=None, preds=None, *, captions: Sequence[str] | Non
     )
 
     def render(i: int, op: float, th: float) -> np.ndarray:
-        return panel(imgs[i], None if gts is None else gts[i], None if prs is None else prs[i], op, th, min_side)
+        return panel(imgs[i], None if gts is None else gts[i], None if prs is None else prs[i], op, th)
 
     if not live:
         if n > max_frames:
             raise ValueError(f"{n} images exceed max_frames={max_frames} for a static viewer; pass fewer or raise max_frames")
         frames = [render(i, opacity, threshold) for i in range(n)]
-        return w.VBox([header, frame_viewer(frames, captions, description="image")])
+        return w.VBox([header, frame_viewer(frames, captions, description="image", zoom=zoom)])
 
     index = w.IntSlider(value=0, min=0, max=n - 1, description="image")
     op = w.FloatSlider(value=opacity, min=0, max=1, step=0.05, description="opacity")
     th = w.FloatSlider(value=threshold, min=0, max=1, step=0.05, description="threshold")
-    img = w.Image(value=png_bytes(render(0, opacity, threshold)), format="png")
+    width = w.Layout(width=f"{int(render(0, opacity, threshold).shape[1] * zoom)}px", max_width="100%")
+    img = w.Image(value=encode_image(render(0, opacity, threshold)), format="png", layout=width)
     cap = w.HTML("" if captions is None else f"<code>{captions[0]}</code>")
 
     def update(_=None):
-        img.value = png_bytes(render(index.value, op.value, th.value))
+        img.value = encode_image(render(index.value, op.value, th.value))
         if captions is not None:
             cap.value = f"<code>{captions[index.value]}</code>"
 
