@@ -65,7 +65,7 @@ def paper_tables_page() -> str:
              "always labelled *paper*.", ""]
     index = papers.list_tables()
     for paper, group in index.groupby("paper", sort=False):
-        lines += [f"## {papers.PAPERS.get(paper, paper)}", ""]
+        lines += [f"## {paper.upper()}", "", papers.PAPERS.get(paper, paper), ""]
         for _, row in group.iterrows():
             lines += [f"### {paper.upper()} {row['table']}: {row['caption']}", ""]
             if isinstance(row.get("notes"), str) and row["notes"]:
