@@ -341,3 +341,24 @@ def test_official_checkpoint_path_loads_and_resizes(tmp_path, monkeypatch):
     assert m(torch.rand(1, 3, 64, 64))["mask_logit"].shape == (1, 1, 64, 64)
     with pytest.raises(ValueError, match="sam_checkpoint is for Meta"):
         create_model("dadf", sam_checkpoint=str(path), model_type="micro")
+
+
+def test_engine_checkpoint_rebuilds_without_the_sam_file(tmp_path):
+    from dfnb.engine.checkpoint import load_model, save_checkpoint
+
+    sam_file = tmp_path / "micro.pt"
+    save_micro_sam(build_sam("micro", img_size=64), sam_file)
+    model = create_model("dadf", micro_sam_path=str(sam_file), adapter="C", rec_on="all").eval()
+    assert model.dfnb_arch == {"name": "dadf", "kwargs": {"adapter": "C", "rec_on": "all", "model_type": "micro",
+                                                          "img_size": 64, "pretrained": True}}
+    ckpt = tmp_path / "dadf.pt"
+    save_checkpoint(ckpt, model, epoch=1)
+    sam_file.unlink()  # the trained weights alone must be enough
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "randomly initialised" warning on a rebuild
+        back = load_model(ckpt)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(back(x)["mask_logit"], model(x)["mask_logit"], atol=1e-6)
+    with pytest.raises(ValueError, match="pretrained=False"):
+        create_model("dadf", micro_sam_path=str(ckpt), pretrained=False)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dfnb.models.dadf.dadf import DADF, make_sam
+from dfnb.models.dadf.dadf import DADF, build_on_sam
 from dfnb.registry import register_model
 
 
@@ -50,29 +50,28 @@ def add_lora(encoder: nn.Module, rank: int = 4, alpha: float | None = None) -> N
         blk.attn.qkv = LoRALinear(blk.attn.qkv, rank, alpha)
 
 
-def _sam(kw: dict[str, Any]) -> nn.Module:
-    return make_sam(kw.pop("model_type", None), kw.pop("sam_checkpoint", None), kw.pop("micro_sam_path", None),
-                    kw.pop("img_size", None))
-
-
 @register_model("sam_full_ft")
-def sam_full_ft(device: str = "cpu", **kwargs: Any) -> DADF:
-    """SAM fully fine-tuned (``img_size``, ``sam_checkpoint``, ``model_type``, ``micro_sam_path`` as ``dadf``)."""
-    sam = _sam(kwargs)
-    return DADF(sam, adapter=None, rga=False, freeze_encoder=False, **kwargs).to(device)
+def sam_full_ft(**kwargs: Any) -> DADF:
+    """SAM fully fine-tuned (SAM arguments and ``device`` as ``dadf``)."""
+    return build_on_sam("sam_full_ft", kwargs, lambda sam, **kw: DADF(sam, adapter=None, rga=False,
+                                                                       freeze_encoder=False, **kw))
+
+
+def _lora_model(sam: nn.Module, rank: int = 4, alpha: float | None = None, **kw: Any) -> DADF:
+    model = DADF(sam, adapter=None, rga=False, freeze_encoder=True, **kw)
+    add_lora(model.encoder.encoder, rank, alpha)  # after freezing: the LoRA factors stay trainable
+    return model
 
 
 @register_model("sam_lora")
-def sam_lora(rank: int = 4, alpha: float | None = None, device: str = "cpu", **kwargs: Any) -> DADF:
-    """SAM + LoRA of rank ``rank`` on every block's qkv projection; the rest of the encoder frozen."""
-    sam = _sam(kwargs)
-    model = DADF(sam, adapter=None, rga=False, freeze_encoder=True, **kwargs)
-    add_lora(model.encoder.encoder, rank, alpha)  # after freezing: the LoRA factors stay trainable
-    return model.to(device)
+def sam_lora(**kwargs: Any) -> DADF:
+    """SAM + LoRA (``rank`` 4, ``alpha`` = rank) on every block's qkv projection; the rest of the encoder frozen."""
+    return build_on_sam("sam_lora", kwargs, _lora_model)
 
 
 @register_model("sam_prompt")
-def sam_prompt(prompt_tokens: int = 8, device: str = "cpu", **kwargs: Any) -> DADF:
-    """SAM + ``prompt_tokens`` learnable prompt embeddings for the decoder; encoder frozen."""
-    sam = _sam(kwargs)
-    return DADF(sam, adapter=None, rga=False, freeze_encoder=True, prompt_tokens=prompt_tokens, **kwargs).to(device)
+def sam_prompt(**kwargs: Any) -> DADF:
+    """SAM + ``prompt_tokens`` (8) learnable prompt embeddings for the decoder; encoder frozen."""
+    kwargs.setdefault("prompt_tokens", 8)
+    return build_on_sam("sam_prompt", kwargs, lambda sam, **kw: DADF(sam, adapter=None, rga=False,
+                                                                      freeze_encoder=True, **kw))

@@ -48,7 +48,8 @@ from torch import nn
 from dfnb.models.dadf.adapter import AdaptedEncoder, build_adapters
 from dfnb.models.dadf.heads import MaskClassificationHead, TaskHead
 from dfnb.models.dadf.rga import NOISE_STD, REC_ON, ReconstructionGuidedAttention, noise_mask, reconstruction_loss
-from dfnb.models.dadf.sam import OFFICIAL_TYPES, count_parameters, decode_masks, load_sam, trainable_parameter_share
+from dfnb.models.dadf.sam import (OFFICIAL_TYPES, SAM_CONFIGS, build_sam, count_parameters, decode_masks, load_sam,
+                                  trainable_parameter_share)
 from dfnb.registry import register_model
 
 __all__ = ["DADF", "dadf", "make_sam", "trainable_parameter_share", "count_parameters"]
@@ -209,8 +210,12 @@ class DADF(nn.Module):
 # ---------------------------------------------------------------------- factories
 
 def make_sam(model_type: str | None = None, sam_checkpoint: str | None = None, micro_sam_path: str | None = None,
-             img_size: int | None = None) -> nn.Module:
+             img_size: int | None = None, pretrained: bool = True) -> nn.Module:
     """The SAM a factory starts from.
+
+    - ``pretrained=False``: a randomly initialised SAM of ``model_type`` (default micro) at
+      ``img_size``, silently; this is how ``dfnb.engine.load_model`` rebuilds a trained DADF
+      whose weights then come from its own checkpoint (paths are not allowed with it).
 
     - ``sam_checkpoint`` given: Meta's checkpoint; ``model_type`` (``vit_b``/``vit_l``/``vit_h``)
       is checked against it, or inferred from it when ``None`` (a dfnb micro-SAM file is
@@ -219,6 +224,10 @@ def make_sam(model_type: str | None = None, sam_checkpoint: str | None = None, m
       given, else randomly initialised with a warning.  Default ``img_size`` 128.
     - an official ``model_type`` without a checkpoint: random weights, with a warning.
     """
+    if not pretrained:
+        if sam_checkpoint is not None or micro_sam_path is not None:
+            raise ValueError("pretrained=False builds a randomly initialised SAM; do not pass a checkpoint path")
+        return build_sam(model_type or "micro", img_size)
     if sam_checkpoint is not None:
         if model_type == "micro":
             raise ValueError("sam_checkpoint is for Meta's vit_b/vit_l/vit_h checkpoints; "
@@ -241,16 +250,35 @@ def make_sam(model_type: str | None = None, sam_checkpoint: str | None = None, m
     return load_sam(model_type, None, img_size)
 
 
+_SAM_KWARGS = ("model_type", "sam_checkpoint", "micro_sam_path", "img_size", "pretrained")
+
+
+def build_on_sam(name: str, kwargs: dict[str, Any], make: Any) -> nn.Module:
+    """Shared factory body: SAM from ``kwargs``' SAM arguments, ``make(sam, **rest)``, ``dfnb_arch``.
+
+    ``dfnb_arch`` (what engine checkpoints record) names the resolved ``model_type`` and
+    ``img_size`` instead of checkpoint paths, plus ``pretrained=True``: ``load_model`` rebuilds
+    the architecture with ``pretrained=False`` (no SAM file needed) and loads the trained weights.
+    """
+    kw = dict(kwargs)
+    device = kw.pop("device", "cpu")
+    sam = make_sam(*(kw.pop(k, None) for k in _SAM_KWARGS[:4]), pretrained=kw.pop("pretrained", True))
+    model = make(sam, **kw).to(device)
+    cfg = getattr(sam, "config", {})
+    for t, ref in SAM_CONFIGS.items():  # a SAM built from a standard architecture: rebuildable by its type
+        if all(list(cfg.get(k, ())) == list(v) if isinstance(v, tuple) else cfg.get(k) == v
+               for k, v in ref.items() if k != "img_size"):
+            model.dfnb_arch = {"name": name, "kwargs": dict(kw, model_type=t, img_size=cfg["img_size"], pretrained=True)}
+    return model
+
+
 @register_model("dadf")
-def dadf(img_size: int | None = None, sam_checkpoint: str | None = None, model_type: str | None = None,
-         micro_sam_path: str | None = None, adapter: str | None = "multiscale", rga: bool = True,
-         rec_on: str = "real", lambda_rec: float = 0.1, lambda_cls: float = 0.1, device: str = "cpu",
-         **kwargs: Any) -> DADF:
+def dadf(**kwargs: Any) -> DADF:
     """DADF on micro-SAM (default, 128 px) or on an official SAM (``sam_checkpoint=PATH``).
 
-    Other keyword arguments go to :class:`DADF` (``adapter_dim``, ``adapter_position``,
-    ``noise_p``, ``softmax_over``, ``seg_loss`` ...).
+    SAM arguments (see :func:`make_sam`): ``model_type``, ``sam_checkpoint``, ``micro_sam_path``,
+    ``img_size``, ``pretrained``; ``device``; the rest go to :class:`DADF` (``adapter``, ``rga``,
+    ``rec_on``, ``lambda_rec``, ``lambda_cls``, ``adapter_dim``, ``adapter_position``, ``noise_p``,
+    ``softmax_over``, ``seg_loss`` ...).
     """
-    sam = make_sam(model_type, sam_checkpoint, micro_sam_path, img_size)
-    return DADF(sam, adapter=adapter, rga=rga, rec_on=rec_on, lambda_rec=lambda_rec,
-                lambda_cls=lambda_cls, **kwargs).to(device)
+    return build_on_sam("dadf", kwargs, DADF)
