@@ -237,3 +237,22 @@ def test_minus_carp_maps_are_class_token_attention():
     model(x)
     att = seen["a"].mean(1)[:, 0, 1:].reshape(2, 1, 2, 2)  # class-token row, image tokens, mean of heads
     assert torch.allclose(out["car_rgb"], att / att.amax(dim=(2, 3), keepdim=True), atol=1e-6)
+
+
+def test_gradcam_of_the_focus_rgb_branch_is_nonzero_on_fakes_only():
+    # chapter 20's Grad-CAM source: the fake logit of FoCus's RGB-branch CARP head, last block's tokens
+    class RGBBranch(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model(x)["logits_rgb"]
+
+    net = RGBBranch(tiny_focus(img_size=32, patch_size=8))  # 4x4 token grid
+    x, y = torch.rand(3, 3, 32, 32), torch.tensor([1, 0, 1])
+    m = fmaps.compute_maps("gradcam", {"image": x, "label": y}, model=net,
+                           target_layer=net.model.rgb.vit.blocks[-1], num_prefix_tokens=1)
+    assert m.shape == (3, 1, 32, 32) and torch.all(m[1] == 0)
+    assert 0 <= m.min() and m.max() <= 1
+    assert m[0].max() > 0 or m[2].max() > 0  # the CARP head gives the patch tokens a gradient
