@@ -13,7 +13,7 @@ from dfnb.models.dadf import (SAM_CONFIGS, VARIANTS, AdaptedEncoder, MaskClassif
                               MultiscaleAdapter, ReconstructionGuidedAttention, TaskHead, build_sam,
                               count_parameters, load_sam, receptive_field, reconstruction_loss,
                               save_micro_sam, trainable_parameter_share)
-from dfnb.models.dadf.pretrain import box_prompt, point_prompt, pretrain_micro_sam
+from dfnb.models.dadf.pretrain import box_prompt, point_prompt, pretrain_micro_sam, promptable_miou, segment_parts
 from dfnb.models.dadf.sam import resize_position_tables
 
 
@@ -362,3 +362,21 @@ def test_engine_checkpoint_rebuilds_without_the_sam_file(tmp_path):
         assert torch.allclose(back(x)["mask_logit"], model(x)["mask_logit"], atol=1e-6)
     with pytest.raises(ValueError, match="pretrained=False"):
         create_model("dadf", micro_sam_path=str(ckpt), pretrained=False)
+
+
+def test_segment_parts_hand_checked_iou_and_matches_promptable_miou():
+    torch.manual_seed(0)
+    sam = build_sam("micro", 64)
+    items = _parts(3)
+    out = segment_parts(sam, *items[0], kind="box")
+    assert out["keep"].tolist() == [True, False]  # the empty mask is skipped, and said so
+    assert out["prompts"].shape == (1, 4) and out["pred"].shape == out["masks"].shape == (1, 64, 64)
+    p, m = out["pred"][0], out["masks"][0]
+    assert out["iou"][0] == pytest.approx(float((p & m).sum() / max(1, int((p | m).sum()))))
+    ious = [segment_parts(sam, im, ms, "box")["iou"].item() for im, ms in items]
+    assert promptable_miou(sam, items, "box") == pytest.approx(np.mean(ious))
+    pts = segment_parts(sam, *items[0], kind="point", generator=torch.Generator().manual_seed(0))["prompts"]
+    x, y = pts[0].round().long().tolist()
+    assert pts.shape == (1, 2) and m[y, x]  # the point lies inside its part
+    with pytest.raises(ValueError, match="no non-empty"):
+        segment_parts(sam, torch.rand(3, 64, 64), [torch.zeros(64, 64)])

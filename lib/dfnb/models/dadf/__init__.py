@@ -12,7 +12,7 @@ from .adapter import VARIANTS, AdaptedEncoder, MultiscaleAdapter, receptive_fiel
 from .baselines import LoRALinear, add_lora, sam_full_ft, sam_lora, sam_prompt  # noqa: F401
 from .dadf import DADF, dadf, make_sam  # noqa: F401
 from .heads import MaskClassificationHead, TaskHead  # noqa: F401
-from .pretrain import pretrain_micro_sam, promptable_miou  # noqa: F401
+from .pretrain import pretrain_micro_sam, promptable_miou, segment_parts  # noqa: F401
 from .rga import ReconstructionGuidedAttention, reconstruction_loss  # noqa: F401
 from .sam import (SAM_CONFIGS, build_sam, count_parameters, load_sam, save_micro_sam,  # noqa: F401
                   trainable_parameter_share)

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from dfnb.models.dadf.sam import build_sam, decode_masks, save_micro_sam
 
-__all__ = ["pretrain_micro_sam", "promptable_miou", "point_prompt", "box_prompt"]
+__all__ = ["pretrain_micro_sam", "promptable_miou", "segment_parts", "point_prompt", "box_prompt"]
 
 
 def _image(x: Any, size: int) -> torch.Tensor:
@@ -207,44 +207,64 @@ def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: i
 
 
 @torch.no_grad()
+def segment_parts(sam, image: Any, masks: Sequence[Any], kind: str = "box", generator: torch.Generator | None = None,
+                  device: str = "cpu") -> dict[str, torch.Tensor]:
+    """Prompt ``sam`` once per non-empty mask of one image and return what it did.
+
+    Box prompts are exact (no jitter) and use the single-mask output; a point prompt (one
+    positive point drawn inside the mask) uses the multimask output SAM's IoU head ranks first.
+    Returns ``{"keep": (K,) bool`` (which input masks were non-empty), ``"prompts": (n, 4)``
+    boxes ``x0 y0 x1 y1`` or ``(n, 2)`` points ``x y`` in pixels of the encoder size ``S``,
+    ``"masks": (n, S, S)`` bool truth, ``"pred": (n, S, S)`` bool prediction, ``"iou": (n,)}``.
+    """
+    if kind not in ("box", "point"):
+        raise ValueError(f"kind must be 'box' or 'point', got {kind!r}")
+    sam = sam.to(device).eval()
+    size = sam.image_encoder.img_size
+    all_m = [_mask(m, size) for m in masks]
+    keep = torch.tensor([bool(m.any()) for m in all_m], dtype=torch.bool)
+    full = [m for m in all_m if m.any()]
+    if not full:
+        raise ValueError("no non-empty part mask to prompt")
+    x = _image(image, size)[None].to(device)
+    emb = sam.image_encoder((x - sam.pixel_mean) / sam.pixel_std).expand(len(full), -1, -1, -1)
+    ms = torch.stack(full).to(device)
+    if kind == "box":
+        prompts = torch.stack([box_prompt(m, 0.0) for m in full]).to(device)
+        sparse, dense = sam.prompt_encoder(points=None, boxes=prompts, masks=None)
+    else:
+        prompts = torch.stack([point_prompt(m, generator) for m in full]).to(device)
+        labels = torch.ones(len(full), 1, device=device)
+        sparse, dense = sam.prompt_encoder(points=(prompts[:, None], labels), boxes=None, masks=None)
+    logits, iou_pred = decode_masks(sam.mask_decoder, emb, sam.prompt_encoder.get_dense_pe(), sparse, dense)
+    if kind == "box":
+        logits = logits[:, :1]
+    else:
+        best = iou_pred[:, 1:].argmax(dim=1)
+        logits = logits[:, 1:][torch.arange(len(full)), best][:, None]
+    pred = F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)[:, 0] > 0
+    inter = (pred & ms).sum((1, 2)).float()
+    union = (pred | ms).sum((1, 2)).float().clamp(min=1)
+    return {"keep": keep, "prompts": prompts.cpu(), "masks": ms.cpu(), "pred": pred.cpu(), "iou": (inter / union).cpu()}
+
+
 def promptable_miou(sam, samples: Iterable[tuple[Any, Sequence[Any]]], kind: str = "box", seed: int = 0,
                     device: str = "cpu", max_images: int | None = None) -> float:
     """Mean IoU of ``sam`` over one prompt per non-empty part mask (``kind`` = ``"box"`` or ``"point"``).
 
     Box prompts are exact (no jitter) and use the single-mask output; a point prompt uses the
-    multimask output SAM's IoU head ranks first.
+    multimask output SAM's IoU head ranks first (see :func:`segment_parts`).
     """
     if kind not in ("box", "point"):
         raise ValueError(f"kind must be 'box' or 'point', got {kind!r}")
     gen = torch.Generator().manual_seed(seed)
-    sam = sam.to(device).eval()
     size, ious = sam.image_encoder.img_size, []
     for n, (image, masks) in enumerate(samples):
         if max_images is not None and n >= max_images:
             break
-        full = [m for m in (_mask(m, size) for m in masks) if m.any()]
-        if not full:
+        if not any(bool(_mask(m, size).any()) for m in masks):
             continue
-        x = _image(image, size)[None].to(device)
-        emb = sam.image_encoder((x - sam.pixel_mean) / sam.pixel_std).expand(len(full), -1, -1, -1)
-        ms = torch.stack(full).to(device)
-        if kind == "box":
-            bxs = torch.stack([box_prompt(m, 0.0) for m in full]).to(device)
-            sparse, dense = sam.prompt_encoder(points=None, boxes=bxs, masks=None)
-        else:
-            pts = torch.stack([point_prompt(m, gen) for m in full]).to(device)[:, None]
-            labels = torch.ones(len(full), 1, device=device)
-            sparse, dense = sam.prompt_encoder(points=(pts, labels), boxes=None, masks=None)
-        logits, iou_pred = decode_masks(sam.mask_decoder, emb, sam.prompt_encoder.get_dense_pe(), sparse, dense)
-        if kind == "box":
-            logits = logits[:, :1]
-        else:
-            best = iou_pred[:, 1:].argmax(dim=1)
-            logits = logits[:, 1:][torch.arange(len(full)), best][:, None]
-        pred = F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)[:, 0] > 0
-        inter = (pred & ms).sum((1, 2)).float()
-        union = (pred | ms).sum((1, 2)).float().clamp(min=1)
-        ious.extend((inter / union).tolist())
+        ious.extend(segment_parts(sam, image, masks, kind, gen, device)["iou"].tolist())
     if not ious:
         raise ValueError("no non-empty part mask to evaluate")
     return float(np.mean(ious))
