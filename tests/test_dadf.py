@@ -380,3 +380,73 @@ def test_segment_parts_hand_checked_iou_and_matches_promptable_miou():
     assert pts.shape == (1, 2) and m[y, x]  # the point lies inside its part
     with pytest.raises(ValueError, match="no non-empty"):
         segment_parts(sam, torch.rand(3, 64, 64), [torch.zeros(64, 64)])
+
+
+# ----------------------------------------------------------------------------- study (chapter protocol)
+
+def test_acc_by_method_hand_case():
+    from dfnb.models.dadf.study import acc_by_method
+
+    methods = ["real", "real", "a", "a", "b", "b"]
+    labels = [0, 0, 1, 1, 1, 1]
+    probs = [0.1, 0.7, 0.9, 0.2, 0.6, 0.5]  # reals: 1 of 2 right; a: 1 of 2; b: 2 of 2 (0.5 counts as fake)
+    out = acc_by_method(methods, probs, labels, {"a": "A", "b": "B"})
+    assert out == {"A": 50.0, "B": 75.0, "Average": 62.5}
+    assert list(out) == ["A", "B", "Average"]
+    with pytest.raises(ValueError, match="no faces of manipulation 'c'"):
+        acc_by_method(methods, probs, labels, {"c": "C"})
+    with pytest.raises(ValueError, match="no real faces"):
+        acc_by_method(methods[2:], probs[2:], labels[2:], {"a": "A"})
+    with pytest.raises(ValueError, match="same length"):
+        acc_by_method(methods, probs[:3], labels, {"a": "A"})
+
+
+def test_scores_reads_the_report_in_percent():
+    from dfnb.models.dadf.study import scores
+
+    rep = {"localization": {"pbca_all": 0.9, "iinc_all": 0.05}, "detection": {"frame_auc": 0.75, "frame_eer": 0.25},
+           "probs": np.array([0.2, 0.8]), "labels": np.array([0, 1])}
+    assert scores(rep, ["real", "a"], {"a": "A"}) == pytest.approx(
+        {"PBCA": 90.0, "IINC": 5.0, "ACC": 100.0, "AUC": 75.0, "EER": 25.0})
+    with pytest.raises(ValueError, match="no localization"):
+        scores(dict(rep, localization=None), ["real", "a"], {"a": "A"})
+
+
+def test_ablation_plan_adds_references_and_builds_what_it_says():
+    from dfnb.models.dadf.study import ABLATIONS, ablation_plan
+
+    assert ablation_plan(["B", "adapter_only"]) == {"4": ["sam", "adapter_only", "dadf"], "5": ["B", "dadf"]}
+    full = ablation_plan(["adapter_only", "rga_only", "B", "C", "D", "rec_fake", "rec_all"])
+    assert full == {"4": ["sam", "adapter_only", "rga_only", "dadf"], "5": ["B", "C", "D", "dadf"],
+                    "6": ["dadf", "rec_fake", "rec_all"]}
+    assert ablation_plan([]) == {}
+    with pytest.raises(ValueError, match="unknown ablation variants \\['E'\\]"):
+        ablation_plan(["E"])
+    with pytest.raises(ValueError, match="unknown ablation variants \\['dadf'\\]"):
+        ablation_plan(["dadf"])  # a reference, always there
+    with pytest.raises(TypeError, match="list of names"):
+        ablation_plan("B")
+    # each variant differs from DADF in exactly the switch it names
+    built = {k: _dadf(name, img_size=64, **kw) for t in ("4", "5") for k, (_, name, kw) in ABLATIONS[t].items()}
+    assert built["adapter_only"].rga is None and built["adapter_only"].adapter == "multiscale"
+    rga_only = built["rga_only"]
+    assert rga_only.rga is not None and rga_only.adapter is None and rga_only.encoder.adapters is None
+    assert all(p.requires_grad for p in rga_only.encoder.encoder.parameters())  # on the fine-tuned SAM baseline
+    assert not any(p.requires_grad for p in built["dadf"].encoder.encoder.parameters())
+    assert [built[v].adapter for v in "BCD"] == ["B", "C", "D"]
+    assert {ABLATIONS["6"][k][2].get("rec_on", "real") for k in ABLATIONS["6"]} == {"real", "fake", "all"}
+
+
+def test_train_model_is_seeded_and_timed():
+    from _ddp_worker import ToyFaces
+    from dfnb.models.dadf.study import train_model
+
+    train, val = ToyFaces(8, size=64, seed=0), ToyFaces(4, size=64, seed=1, split="val")
+    kw = dict(epochs=1, batch_size=4, lr=1e-3, seed=3, progress=False, img_size=64, adapter="C")
+    m1, h1, s1 = train_model("dadf", train, val, **kw)
+    m2, _, _ = train_model("dadf", train, val, **kw)
+    assert m1.adapter == "C" and s1 > 0 and len(h1.to_frame()) == 1
+    for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
+        train_model("dadf", train, val, **dict(kw, epochs=0))

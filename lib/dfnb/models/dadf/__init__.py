@@ -7,6 +7,7 @@
 - ``dadf``       the full model, ``create_model("dadf", ...)`` (Eq. 8)
 - ``baselines``  ``sam_full_ft``, ``sam_lora``, ``sam_prompt`` in the same harness
 - ``pretrain``   micro-SAM promptable-segmentation pretraining (point / box prompts)
+- ``study``      the chapter's protocol: train one model, PBCA / IINC / per-manipulation ACC, ablation plan
 """
 from .adapter import VARIANTS, AdaptedEncoder, MultiscaleAdapter, receptive_field  # noqa: F401
 from .baselines import LoRALinear, add_lora, sam_full_ft, sam_lora, sam_prompt  # noqa: F401
@@ -16,3 +17,4 @@ from .pretrain import pretrain_micro_sam, promptable_miou, segment_parts  # noqa
 from .rga import ReconstructionGuidedAttention, reconstruction_loss  # noqa: F401
 from .sam import (SAM_CONFIGS, build_sam, count_parameters, load_sam, save_micro_sam,  # noqa: F401
                   trainable_parameter_share)
+from . import study  # noqa: F401,E402  (after the models it builds are registered)
