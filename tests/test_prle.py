@@ -370,3 +370,68 @@ def test_overlap_hand():
     summ = overlap_summary(a, gt)
     assert summ["n_fake"] == 1 and summ["n_real"] == 1 and summ["gt_share"] == 0.25
     assert summ["precision_lift"] == pytest.approx((2 / 3) / 0.25)
+
+
+# ----------------------------------------------------------------------------- the chapter's experiment loop
+class _Families(_Data):
+    """_Data with methods real / fam_a / fam_b in turn, labels to match (real = 0)."""
+
+    METHODS = ("real", "fam_a", "fam_b")
+
+    def __getitem__(self, i):
+        s = super().__getitem__(i)
+        m = self.METHODS[i % 3]
+        return {**s, "method": m, "label": torch.tensor(int(m != "real"))}
+
+
+def test_by_method_subsets_in_order_and_rejects_unknown():
+    from dfnb.models.prle.study import by_method
+
+    data = _Families(n=9, size=8)
+    sub = by_method(data, ["real", "fam_b"])
+    assert list(sub.indices) == [0, 2, 3, 5, 6, 8]
+    assert [sub[k]["method"] for k in range(len(sub))] == ["real", "fam_b"] * 3
+    nested = by_method(sub, ["fam_b"])  # a Subset of a Subset reads the methods through it
+    assert [nested[k]["method"] for k in range(len(nested))] == ["fam_b"] * 3
+    with pytest.raises(ValueError, match="no samples of \\['deepfakes'\\]"):
+        by_method(data, ["real", "deepfakes"])
+    with pytest.raises(ValueError, match="empty"):
+        by_method(data, [])
+
+
+def test_nested_zoos_and_model_kwargs():
+    from dfnb.models.prle.study import model_kwargs, nested_zoos
+
+    assert nested_zoos(["x", "e", "v"]) == [["x"], ["x", "e"], ["x", "e", "v"]]
+    with pytest.raises(ValueError, match="duplicate"):
+        nested_zoos(["x", "x"])
+    with pytest.raises(ValueError):
+        nested_zoos([])
+    assert model_kwargs("f3net", 96) == {"img_size": 96}  # DCT built for one size
+    assert model_kwargs("resnet50", 96) == {}  # img_size=None: any size
+    with pytest.raises(KeyError, match="unknown model"):
+        model_kwargs("no_such_net", 96)
+
+
+def test_train_and_test_detector_deterministic_and_prle_changes_it():
+    from dfnb.models.prle.study import test_detector, train_detector
+
+    data, val = _Families(n=12, size=8), _Families(n=6, size=8, seed=1)
+    keys = [f"synth|{data.METHODS[i % 3]}|v{i}|0" for i in range(12)]
+    fused = FusedMaps(_fused_store(n=12).maps, keys)
+    kw = dict(epochs=1, batch_size=4, lr=0.05, seed=3, size=8)
+
+    def weights(m):
+        return torch.cat([p.detach().flatten() for p in m.parameters()])
+
+    m1, h1 = train_detector("toy_cnn", data, val, **kw)
+    m2, _ = train_detector("toy_cnn", data, val, **kw)
+    m3, _ = train_detector("toy_cnn", data, val, transform=PRLEAugment(fused, p=1.0, alpha=1.0), **kw)
+    assert not m1.training and m1.input_size == 8 and h1.best_epoch == 1
+    assert torch.equal(weights(m1), weights(m2)) and not torch.equal(weights(m1), weights(m3))
+    reps = test_detector(m1, {"a": val, "b": data})
+    assert list(reps) == ["a", "b"] and 0 <= reps["a"]["frame_auc"] <= 1
+    with pytest.raises(ValueError, match="epochs"):
+        train_detector("toy_cnn", data, val, **{**kw, "epochs": 0})
+    with pytest.raises(ValueError, match="empty"):
+        test_detector(m1, {})
