@@ -256,3 +256,103 @@ def test_gradcam_of_the_focus_rgb_branch_is_nonzero_on_fakes_only():
     assert m.shape == (3, 1, 32, 32) and torch.all(m[1] == 0)
     assert 0 <= m.min() and m.max() <= 1
     assert m[0].max() > 0 or m[2].max() > 0  # the CARP head gives the patch tokens a gradient
+
+
+# --------------------------------------------------------------------------- protocol (chapter 20's helpers)
+from dfnb.models.focus import protocol  # noqa: E402
+
+
+def _faces(n=8, size=32, seed=0):
+    """A list data set in the dfnb.data format, with the pristine face under 'source' (fakes: a bright square)."""
+    g = torch.Generator().manual_seed(seed)
+    items = []
+    for i in range(n):
+        src = torch.rand(3, size, size, generator=g) * 0.5
+        y = i % 2
+        mask = torch.zeros(1, size, size)
+        if y:
+            mask[:, 8:20, 8:20] = 1
+        img = src + 0.5 * mask
+        items.append({"image": img, "source": src, "mask": mask, "label": torch.tensor(y),
+                      "method": "fake" if y else "real"})
+    return items
+
+
+def test_rgb_branch_equals_the_full_models_rgb_logits():
+    model = tiny_focus(img_size=32, patch_size=8).eval()
+    for size in (32, 48):  # 48: resized to the model's 32 like FoCus.forward does
+        x = torch.rand(2, 3, size, size)
+        assert torch.allclose(protocol.RGBBranch(model)(x), model(x)["logits_rgb"], atol=1e-6)
+
+
+def test_source_maps_shapes_zero_real_faces_and_errors():
+    ds = _faces(6)
+    gt = protocol.source_maps("gt", ds)
+    assert gt.shape == (6, 1, 32, 32) and gt.dtype == torch.float16 and torch.equal(gt.float()[1], ds[1]["mask"])
+    assert protocol.source_maps("none", ds).abs().sum() == 0
+    d = protocol.source_maps("diff@0.1", ds, batch_size=4)  # |fake - pristine| = 0.5 inside the square
+    assert torch.equal(d.float(), gt.float())
+    model = tiny_focus(img_size=32, patch_size=8)
+    for source in ("focus", "gradcam"):
+        m = protocol.source_maps(source, ds, model, batch_size=4).float()
+        assert m.shape == (6, 1, 32, 32) and torch.all(m[0::2] == 0) and 0 <= m.min() and m.max() <= 1
+    with pytest.raises(ValueError, match="unknown map source"):
+        protocol.source_maps("magic", ds)
+    with pytest.raises(ValueError, match="needs a trained FoCus"):
+        protocol.source_maps("focus", ds)
+    with pytest.raises(KeyError, match="return_source"):
+        protocol.source_maps("ssim", [{k: v for k, v in it.items() if k != "source"} for it in ds])
+
+
+def test_with_map_checks_lengths():
+    ds = _faces(4)
+    wm = protocol.WithMap(ds, protocol.source_maps("gt", ds))
+    assert wm[1]["map"].dtype == torch.float32 and torch.equal(wm[1]["map"], ds[1]["mask"])
+    with pytest.raises(ValueError, match="3 maps for 4 faces"):
+        protocol.WithMap(ds, torch.zeros(3, 1, 32, 32))
+
+
+@pytest.mark.parametrize("model,kw", [("evaluator_effnet", dict(backbone="efficientnet_lite0", fpn_channels=8)),
+                                      ("evaluator_pcl", dict(backbone="resnet18", embed_dim=8))])
+def test_evaluate_map_source_trains_and_tests_every_set(model, kw):
+    tr, va, te = _faces(8, seed=0), _faces(4, seed=1), _faces(4, seed=2)
+    maps = protocol.source_maps("gt", tr), protocol.source_maps("gt", va)
+    r = protocol.evaluate_map_source(tr, va, *maps, {"a": te, "b": te[:2] + te[3:]}, epochs=1, batch_size=4,
+                                     lr=1e-3, seed=0, model=model, model_kwargs=kw, progress=False)
+    assert set(r["auc"]) == set(r["acc"]) == {"a", "b"} and all(0 <= v <= 1 for v in r["auc"].values())
+    assert len(r["probs"]["b"][0]) == 3 and r["seconds"] > 0 and len(r["history"].epochs) == 1
+    assert (r["localization"] is None) == (model == "evaluator_pcl")  # PCL has no map head
+    with pytest.raises(KeyError, match="loc_set"):
+        protocol.evaluate_map_source(tr, va, *maps, {"a": te}, epochs=1, batch_size=4, lr=1e-3, seed=0,
+                                     model=model, model_kwargs=kw, loc_set="zzz")
+
+
+def test_train_focus_is_seeded_and_fused_features_feed_the_cl_head():
+    tr = _faces(4)
+    kw = dict(TINY, img_size=32, patch_size=8)
+    m1, h1, _ = protocol.train_focus(tr, None, epochs=1, batch_size=4, lr=1e-3, seed=3, progress=False, **kw)
+    m2, _, _ = protocol.train_focus(tr, None, epochs=1, batch_size=4, lr=1e-3, seed=3, progress=False, **kw)
+    assert len(h1.epochs) == 1
+    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+    f, y, methods = protocol.fused_features(m1, tr, batch_size=3)
+    assert f.shape == (4, 32) and list(y) == [0, 1, 0, 1] and methods == ["real", "fake"] * 2
+    x = torch.stack([it["image"] for it in tr])
+    with torch.no_grad():
+        assert torch.allclose(m1.cl.head(torch.as_tensor(f)), m1.eval()(x)["logits_cls"], atol=1e-5)
+    with pytest.raises(ValueError, match="CL block"):
+        protocol.fused_features(tiny_focus(cl=False), tr)
+
+
+def test_beside_paper_pairs_columns_and_converts_to_percent():
+    import pandas as pd
+
+    ours = pd.DataFrame({"acc": [0.5, 0.25], "cdf-syn": [0.75, 1.0]}, index=["FoCus", "Ours only"])
+    paper = pd.DataFrame({("FF", "ACC"): [90.0], ("CDF", "AUC"): [70.0]}, index=["FoCus"])
+    t = protocol.beside_paper(ours, {"paper (FF)": paper}, {"acc": ("FF", "ACC"), "cdf-syn": ("CDF", "AUC")},
+                              "this run (syn)")
+    assert list(t.columns) == ["acc | FF ACC", "cdf-syn | CDF AUC"]
+    assert t.loc[("FoCus", "this run (syn)")].tolist() == [50.0, 75.0]
+    assert t.loc[("FoCus", "paper (FF)")].tolist() == [90.0, 70.0]
+    assert ("Ours only", "paper (FF)") not in t.index and t.loc[("Ours only", "this run (syn)")].tolist() == [25.0, 100.0]
+    with pytest.raises(KeyError, match="not in this run"):
+        protocol.beside_paper(ours, {}, {"auc": ("FF", "AUC")}, "x")

@@ -52,7 +52,7 @@ def hard_gumbel_select(scores: torch.Tensor, tau: float = 1.0, noise: bool = Tru
 
 class ComplementaryLearning(nn.Module):
     """(t_rgb, t_aux) each (B, N, D) -> {"logits" (B, 2), "sub_mask" (B, N), "select" (B, N, 2),
-    "probs" (B, N, 2), "fused" (B, N, D)}.  ``sub_mask`` = 1 where the auxiliary token was taken."""
+    "probs" (B, N, 2), "fused" (B, N, D), "feature" (B, D)}.  ``feature``: the pooled tokens the head sees.  ``sub_mask`` = 1 where the auxiliary token was taken."""
 
     def __init__(self, dim: int, num_heads: int = 6, mlp_ratio: float = 4.0, score_hidden: int | None = None,
                  tau: float = 1.0, num_classes: int = 2, gumbel_at_eval: bool = False):
@@ -71,6 +71,6 @@ class ComplementaryLearning(nn.Module):
         scores = torch.cat([self.score_rgb(t_rgb), self.score_aux(t_aux)], dim=-1)  # (B, N, 2)
         sel = hard_gumbel_select(scores, self.tau, noise=self.training or self.gumbel_at_eval)
         fused = sel[..., :1] * t_rgb + sel[..., 1:] * t_aux
-        x = self.norm(self.block(fused))
-        return {"logits": self.head(x.mean(dim=1)), "sub_mask": sel[..., 1], "select": sel,
-                "probs": scores.softmax(dim=-1), "fused": fused}
+        feature = self.norm(self.block(fused)).mean(dim=1)
+        return {"logits": self.head(feature), "sub_mask": sel[..., 1], "select": sel,
+                "probs": scores.softmax(dim=-1), "fused": fused, "feature": feature}

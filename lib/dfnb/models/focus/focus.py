@@ -40,6 +40,7 @@ Output of ``FoCus.forward(images)`` (images (B, 3, H, W) in [0, 1]):
     car_map (B, 1, H, W) in [0, 1]: the fusion CAR map (Eq. 5), also under ``map``
     car_map_fake (B, 1, H, W): the Eq. 9 fusion map;  car_rgb, car_aux (B, 1, H, W): per-branch CAR maps
     sub_mask (B, 1, h, w) {0, 1} on the token grid [CL only]
+    feature (B, D): the CL head's pooled fused tokens, the input of its linear layer [CL only]
 The maps are raw model outputs: real faces are *not* zeroed here (maps.focus_maps does that for supervision).
 
 Backbone: ``deit_small_patch16_224`` (DeiT-S = ViT-S/16, the paper's "ViT Small variant of [69]"), built by
@@ -165,7 +166,7 @@ class FoCus(nn.Module):
                 fused = (1 - S) * car_rgb + S * car_aux  # Eq. 5
                 fused_fake = (1 - S) * fake_rgb + S * fake_aux
                 logits = c["logits"]
-                out.update(logits_cls=logits, sub_mask=S)
+                out.update(logits_cls=logits, sub_mask=S, feature=c["feature"])
             else:  # -CL: spatial max fusion
                 fused, fused_fake = torch.maximum(car_rgb, car_aux), torch.maximum(fake_rgb, fake_aux)
                 logits = (r["logits"] + a["logits"]) / 2
