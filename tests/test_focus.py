@@ -356,3 +356,12 @@ def test_beside_paper_pairs_columns_and_converts_to_percent():
     assert ("Ours only", "paper (FF)") not in t.index and t.loc[("Ours only", "this run (syn)")].tolist() == [25.0, 100.0]
     with pytest.raises(KeyError, match="not in this run"):
         protocol.beside_paper(ours, {}, {"auc": ("FF", "AUC")}, "x")
+
+
+def test_loo_1nn_accuracy_by_hand():
+    f = np.array([[0.0], [0.1], [1.0], [1.2], [5.0]])
+    # neighbours: 0->1, 1->0, 2->3, 3->2, 4->3
+    assert protocol.loo_1nn_accuracy(f, ["a", "a", "b", "b", "a"]) == pytest.approx(4 / 5)
+    assert protocol.loo_1nn_accuracy(f, [0, 1, 0, 1, 1]) == pytest.approx(1 / 5)
+    with pytest.raises(ValueError, match="N >= 2"):
+        protocol.loo_1nn_accuracy(f[:1], [0])

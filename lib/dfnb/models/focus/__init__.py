@@ -5,6 +5,8 @@
 - ``cl``          Complementary Learning block: hard Gumbel token substitution (Eq. 7)
 - ``focus``       the full model, ``create_model("focus", ...)`` (Eq. 1-3, 5, 8)
 - ``maps``        manipulation-map sources (SSIM, pixel difference, @0.1, Grad-CAM, Score-CAM, FoCus)
+- ``protocol``    the evaluation protocol as functions (maps over a split, one evaluator per map source,
+                  FoCus variants, fused features), used by chapter 20
 """
 from .carp import CARP, car_map, carp_logits, normalize_map  # noqa: F401
 from .cl import ComplementaryLearning, hard_gumbel_select  # noqa: F401

@@ -202,3 +202,19 @@ def beside_paper(ours, paper: dict, columns: dict, ours_label: str):
     out = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=list(names.values()))
     out.index = pd.MultiIndex.from_tuples(out.index, names=["method", "source"])
     return out.round(2)
+
+
+def loo_1nn_accuracy(features, labels) -> float:
+    """Leave-one-out 1-nearest-neighbour accuracy (Euclidean) of ``labels`` (N,) from ``features`` (N, D).
+
+    Each item is given the label of its nearest *other* item (ties: the lowest index).  A number for how
+    well the feature space separates the classes, independent of any 2-D embedding drawn from it.
+    """
+    f = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels)
+    if f.ndim != 2 or len(f) != len(y) or len(f) < 2:
+        raise ValueError(f"need features (N, D) and labels (N,) with N >= 2; got {f.shape} and {y.shape}")
+    sq = (f * f).sum(1)
+    d = sq[:, None] + sq[None, :] - 2 * f @ f.T
+    np.fill_diagonal(d, np.inf)
+    return float((y[d.argmin(axis=1)] == y).mean())
