@@ -365,3 +365,14 @@ def test_loo_1nn_accuracy_by_hand():
     assert protocol.loo_1nn_accuracy(f, [0, 1, 0, 1, 1]) == pytest.approx(1 / 5)
     with pytest.raises(ValueError, match="N >= 2"):
         protocol.loo_1nn_accuracy(f[:1], [0])
+
+
+def test_cam_source_maps_explain_only_the_fakes_and_match_compute_maps():
+    ds = _faces(5)
+    model = tiny_focus(img_size=32, patch_size=8)
+    got = protocol.source_maps("gradcam", ds, model, batch_size=5).float()
+    x, y = torch.stack([it["image"] for it in ds]), torch.tensor([int(it["label"]) for it in ds])
+    net = protocol.RGBBranch(model).eval()
+    ref = fmaps.compute_maps("gradcam", {"image": x, "label": y}, model=net, target_layer=model.rgb.vit.blocks[-1],
+                             num_prefix_tokens=1)
+    assert torch.allclose(got, ref, atol=1e-3) and torch.all(got[y == 0] == 0)

@@ -94,6 +94,14 @@ def source_maps(source: str, ds, model=None, batch_size: int = 16, device: str =
             if "source" not in b:
                 raise KeyError(f"map source {source!r} needs the pristine faces: load the split with return_source=True")
             b["pristine"] = b.pop("source")
+        if source in CAMS:  # real faces get zero maps anyway: explain the fakes only (Score-CAM: C passes per face)
+            m = torch.zeros(b["image"].shape[0], 1, *b["image"].shape[-2:])
+            fake = b["label"] != 0
+            if fake.any():
+                m[fake] = fmaps.compute_maps(source, {"image": b["image"][fake], "label": b["label"][fake]},
+                                             model=net, **kw).cpu()
+            out.append(m.half())
+            continue
         out.append(fmaps.compute_maps(source, b, model=None if source in COMPARISON else net, **kw).cpu().half())
     return torch.cat(out)
 
