@@ -212,3 +212,23 @@ def test_cli_real_and_self_blend_on_real_crops(ffpp, tmp_path, capsys):
     sb = SelfBlended(ds)  # template landmarks stored with real crops make SBI work on real data
     x = sb[0]
     assert x["mask"].max() > 0 and (x["image"] - x["source"]).abs().amax(0)[x["mask"][0] == 0].max() == 0
+
+
+def test_load_split_synthetic_by_default_real_when_a_root_is_given(ffpp, tmp_path, monkeypatch):
+    from dfnb.data import load_benchmark, load_split
+
+    monkeypatch.setenv("DFNB_DATA_CACHE", str(tmp_path / "syn"))
+    monkeypatch.setenv("DFNB_REAL_CACHE", str(tmp_path / "real"))
+    kw = dict(size=32, n_videos=2, frames_per_video=1)
+    name, ds = load_split("ffpp-syn", "val", **kw)
+    assert name == "ffpp-syn" and ds.root == load_benchmark("ffpp-syn", "val", progress=False, **kw).root
+    with pytest.warns(UserWarning, match="skipped"):
+        name, ds = load_split("ffpp-syn", "test", real="ffpp", root=ffpp, size=32, frames_per_video=2,
+                              real_methods=["real", "deepfakes"])
+    assert name == "ffpp (real)" and ds.summary()["deepfakes"] == 4 and ds[0]["dataset"] == "ffpp"
+    with pytest.raises(FileNotFoundError, match="root"):  # c40 folder absent: the layout error names the root
+        load_split("ffpp-syn", "test", real="ffpp", root=ffpp, quality="lq", size=32)
+    with pytest.raises(ValueError, match="no real data-set name"):
+        load_split("ffpp-syn", "test", root=ffpp)
+    with pytest.raises(ValueError, match="quality"):
+        load_split("ffpp-syn", "test", real="ffpp", root=ffpp, quality="c23")

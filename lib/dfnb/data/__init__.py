@@ -21,3 +21,32 @@ def load_real(name: str, root, **kw):
     from dfnb.data.real import load_real as _lr
 
     return _lr(name, root, **kw)
+
+
+#: synthetic quality name -> the real data sets' compression folder (FF++ and DFD: c23 = HQ, c40 = LQ)
+REAL_QUALITY = {"raw": "raw", "hq": "c23", "lq": "c40"}
+
+
+def load_split(synthetic: str, split: str, *, real: str | None = None, root=None, size: int = 128,
+               n_videos: int | None = None, frames_per_video: int | None = None, quality: str = "hq",
+               methods=None, real_methods=None, seed: int = 0, progress: bool = False):
+    """One split of a chapter's data set: the synthetic benchmark ``synthetic``, or, when a reviewer
+    passes ``root``, the real data set ``real`` (a ``dfnb.data.real.NAMES`` entry) read from it.
+
+    Returns ``(name, dataset)``: ``name`` is the synthetic set's name, or ``"<real> (real)"``, so that
+    every table names the data it was measured on.  For real data, ``quality`` maps through
+    ``REAL_QUALITY`` (hq -> c23, lq -> c40), ``real_methods`` picks methods in the real set's own naming
+    (``methods`` is for the synthetic one) and ``n_videos`` is not used (the real set's split is
+    taken whole); ``frames_per_video`` frames are sampled evenly per video (default 8).
+    """
+    if root is None:
+        return synthetic, load_benchmark(synthetic, split, size=size, n_videos=n_videos,
+                                         frames_per_video=frames_per_video, quality=quality, seed=seed,
+                                         methods=methods, progress=progress)
+    if real is None:
+        raise ValueError(f"load_split({synthetic!r}): a root was given but no real data-set name")
+    if quality not in REAL_QUALITY:
+        raise ValueError(f"quality must be one of {sorted(REAL_QUALITY)}, got {quality!r}")
+    ds = load_real(real, root, split=split, size=size, frames_per_video=frames_per_video or 8,
+                   quality=REAL_QUALITY[quality], methods=real_methods, progress=progress)
+    return f"{real} (real)", ds
