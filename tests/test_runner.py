@@ -126,3 +126,20 @@ def test_cli_reports_bad_parameter(book):
     env_py = sys.executable
     r = subprocess.run([env_py, "-m", "dfnb.cli", "run", "01_toy", "-p", "seed=x"], capture_output=True, text=True, cwd=book)
     assert r.returncode != 0 and "'seed' must be int" in r.stderr
+
+
+
+def test_plain_papermill_unknown_or_ill_typed_parameter_is_an_error(book):
+    def papermill(*args):
+        return subprocess.run([sys.executable, "-m", "papermill", str(book / "chapters/01_toy.ipynb"),
+                               str(book / "out.ipynb"), *args, "-p", "results_dir", str(book / "results/mine")],
+                              capture_output=True, text=True, cwd=book)
+
+    for args, msg in ((["-p", "sede", "1"], "unknown parameter 'sede' (did you mean seed?)"),
+                      (["-p", "seed", "x"], "parameter 'seed' must be int")):
+        r = papermill(*args)
+        assert r.returncode != 0 and msg in r.stderr + r.stdout, r.stderr[-2000:]
+        assert not (book / "results/mine/params.json").exists()
+    ok = papermill("-p", "seed", "2")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert json.loads((book / "results/mine/params.json").read_text())["seed"] == 2

@@ -457,6 +457,27 @@ class Run:
                 + (f", {done:.0f} s, peak {self.manifest['peak_rss_mb']:.0f} MB" if done is not None else "") + ")")
 
 
+def check_injected_parameters(chapter: str) -> None:
+    """Inside a kernel, validate the cells papermill injected (source starting ``# Parameters``).
+
+    Plain ``papermill -p sede 1`` only warns about an unknown name and injects any type; here both are a
+    :class:`ParameterError`, as with ``dfnb run``.  Outside IPython this does nothing.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with the kernel
+        return
+    ip = get_ipython()
+    if ip is None:
+        return
+    injected = [src for src in ip.user_ns.get("In", []) if src.lstrip().startswith("# Parameters")]
+    if not injected:
+        return
+    names = [t.id for src in injected for node in ast.parse(src).body if isinstance(node, ast.Assign)
+             for t in node.targets if isinstance(t, ast.Name)]
+    validate(read_parameters(find_chapter(chapter)), {k: ip.user_ns[k] for k in names})
+
+
 def start(chapter: str, *, results_dir: str | None = None, **params: Any) -> Run:
     """Open the record of a chapter run (call it right after the parameters cell).
 
@@ -464,6 +485,7 @@ def start(chapter: str, *, results_dir: str | None = None, **params: Any) -> Run
     ``results_dir=None`` means ``results/<profile>/<chapter>``.  Seeds Python,
     NumPy and torch with ``seed``.
     """
+    check_injected_parameters(chapter)
     profile = params.get("profile", "default")
     out = Path(results_dir) if results_dir else result_dir(chapter, profile)
     check_no_overwrite(out, chapter, params)
