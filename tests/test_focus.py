@@ -330,8 +330,9 @@ def test_evaluate_map_source_trains_and_tests_every_set(model, kw):
 def test_train_focus_is_seeded_and_fused_features_feed_the_cl_head():
     tr = _faces(4)
     kw = dict(TINY, img_size=32, patch_size=8)
-    m1, h1, _ = protocol.train_focus(tr, None, epochs=1, batch_size=4, lr=1e-3, seed=3, progress=False, **kw)
-    m2, _, _ = protocol.train_focus(tr, None, epochs=1, batch_size=4, lr=1e-3, seed=3, progress=False, **kw)
+    with pytest.warns(UserWarning, match="val_set is None"):  # no validation split: the last epoch is kept
+        m1, h1, _ = protocol.train_focus(tr, None, epochs=1, batch_size=4, lr=1e-3, seed=3, progress=False, **kw)
+        m2, _, _ = protocol.train_focus(tr, None, epochs=1, batch_size=4, lr=1e-3, seed=3, progress=False, **kw)
     assert len(h1.epochs) == 1
     assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
     f, y, methods = protocol.fused_features(m1, tr, batch_size=3)
