@@ -306,7 +306,7 @@ def device_info(device: str = "cpu") -> dict[str, Any]:
     return info
 
 
-def _rel(path: Path) -> str:
+def rel_path(path: Path) -> str:
     """``path`` relative to the book's root when inside it (no machine paths in the rendered book)."""
     try:
         return str(Path(path).resolve().relative_to(repo_root()))
@@ -453,7 +453,7 @@ class Run:
         c = self.manifest["code"]
         done = self.manifest.get("wall_seconds")
         return (f"Run({self.chapter}, profile={self.params.get('profile')}, seed={self.params.get('seed')}, "
-                f"git={str(c['sha'])[:10]}{'+dirty' if c['dirty'] else ''}, dir={_rel(self.dir)}"
+                f"git={str(c['sha'])[:10]}{'+dirty' if c['dirty'] else ''}, dir={rel_path(self.dir)}"
                 + (f", {done:.0f} s, peak {self.manifest['peak_rss_mb']:.0f} MB" if done is not None else "") + ")")
 
 
@@ -522,7 +522,7 @@ def execute(
         check_no_overwrite(out, name, params)
     out.mkdir(parents=True, exist_ok=True)
     if "results_dir" in read_parameters(nb_path):
-        params["results_dir"] = str(out)
+        params["results_dir"] = rel_path(out)  # the kernel runs in the repo root; no machine path on the page
     t0 = time.time()
     executed = out / f"{name}.ipynb"
     error = None
