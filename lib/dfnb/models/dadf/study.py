@@ -8,7 +8,7 @@
 
 Ablations (Section 4.5).  Table 4 starts from "Baseline (SAM)" (``sam_full_ft``: SAM fine-tuned end
 to end) and adds the Multiscale Adapter (frozen encoder + adapters, no RGA) or RGA.  The paper's
-"SAM + RGA" improves "the baseline SAM", so here it is the fully fine-tuned SAM with RGA and ``L_rec``
+"SAM + RGA" row adds RGA to its SAM baseline, so here it is the fully fine-tuned SAM with RGA and ``L_rec``
 (``adapter=None, freeze_encoder=False``); with adapters the encoder is frozen, as in DADF.  Table 5
 swaps the adapter for variants B / C / D (adapter.py), Table 6 computes ``L_rec`` on fake or on all
 faces instead of real ones (rga.py).  Every table's reference row is DADF itself (key ``"dadf"``).
@@ -133,7 +133,8 @@ def train_model(name: str, train_set, val_set, *, epochs: int, batch_size: int, 
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
     seed_everything(seed)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # micro-SAM / fit notices; the chapter reports what it uses
+        # the chapter says which SAM it starts from; every other warning still shows
+        warnings.filterwarnings("ignore", message="micro-SAM is randomly initialised")
         m = create_model(name, device=device, **model_kwargs)
         t0 = time.perf_counter()
         hist = fit(m, train_set, val_set, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
