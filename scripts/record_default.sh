@@ -12,7 +12,8 @@ wt=${TMPDIR:-/tmp}/dfnb-record-${sha:0:10}
 [ -d "$wt" ] || git worktree add --detach "$wt" "$sha" >/dev/null
 ln -sfn "$root/.venv" "$wt/.venv"
 [ -e "$wt/_static/vendor" ] || ln -s "$root/_static/vendor" "$wt/_static/vendor"
-export PYTHONPATH="$wt/lib" DFNB_DATA_CACHE="${DFNB_DATA_CACHE:-$root/results/_cache/data}"
+export PYTHONPATH="$wt/lib" DFNB_DATA_CACHE="${DFNB_DATA_CACHE:-$root/results/_cache/data}" \
+       DFNB_CACHE="${DFNB_CACHE:-$root/results/_cache/experiments}"  # experiments cached across recordings
 (cd "$wt" && .venv/bin/dfnb run "$ch" --profile default --force "$@")
 rm -rf "$root/results/default/$ch"
 cp -r "$wt/results/default/$ch" "$root/results/default/$ch"

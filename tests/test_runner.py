@@ -106,7 +106,8 @@ def test_execute_writes_record_and_never_overwrites_a_different_run(book):
     params = json.loads((out / "params.json").read_text())
     assert params["n_videos"] == 1 and params["seed"] == 3
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics[1] == {"name": "lr_times_n", "value": pytest.approx(0.001)}
+    assert metrics[1] == {"name": "lr_times_n", "value": pytest.approx(0.001), "dataset": None, "split": None,
+                          "model": None, "seed": None}  # the record contract: these keys always present
     first_draw = metrics[0]["value"]
 
     # the same run again replaces it, with the same seeded number

@@ -19,7 +19,8 @@ A run directory holds::
     <chapter>.ipynb     executed notebook (written by ``dfnb run``)
     params.json         every parameter the chapter ran with
     manifest.json       git SHA (+ dirty diff hash), package versions, seed, device,
-                        start/end time, wall seconds, peak memory
+                        start/end time, wall seconds, peak memory, experiments
+                        trained or loaded (``dfnb.experiments.used()``)
     metrics.json        list of {name, value, labels...} records (this run's numbers)
     tables/*.csv        tables the chapter showed
     figures/*.png       figures the chapter showed
@@ -400,9 +401,20 @@ class Run:
         _write_json(self.dir / "manifest.json", self.manifest)
 
     # -- recording
-    def metric(self, name: str, value: float, glue: str | None = None, **labels: Any) -> float:
-        """Record one number of this run (labels say which data set, method, split...)."""
-        rec = {"name": name, "value": _jsonable(value), **{k: _jsonable(v) for k, v in labels.items()}}
+    def metric(self, name: str, value: float, glue: str | None = None, *, dataset: str | None = None,
+               split: str | None = None, model: str | None = None, seed: int | str | None = None,
+               **labels: Any) -> float:
+        """Record one number of this run.
+
+        The record contract: every record in ``metrics.json`` has the keys ``name, value, dataset, split,
+        model, seed`` (``None`` where one does not apply, e.g. a speed has no split), plus free labels
+        (``variant``, ``table``, ...).  ``dataset`` names the data the number was measured on
+        (``"ffpp-syn"``, ``"ffpp (real)"``); ``seed`` is the training seed of one model, or ``"mean"`` for
+        a value aggregated over seeds (a separate record, with ``seeds`` listing them)."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"metric name must be a non-empty string, got {name!r}")
+        rec = {"name": name, "value": _jsonable(value), "dataset": dataset, "split": split, "model": model,
+               "seed": _jsonable(seed), **{k: _jsonable(v) for k, v in labels.items()}}
         self.metrics.append(rec)
         _write_json(self.dir / "metrics.json", self.metrics)
         if glue:
@@ -439,6 +451,9 @@ class Run:
             status="finished",
             n_metrics=len(self.metrics),
         )
+        from dfnb.experiments import used  # lazily: the trained / cache-loaded experiments of this run
+
+        self.manifest["experiments"] = used()
         try:
             import torch
 
@@ -490,6 +505,9 @@ def start(chapter: str, *, results_dir: str | None = None, **params: Any) -> Run
     out = Path(results_dir) if results_dir else result_dir(chapter, profile)
     check_no_overwrite(out, chapter, params)
     out.mkdir(parents=True, exist_ok=True)
+    from dfnb.experiments import reset_used
+
+    reset_used()
     if "seed" in params:
         from dfnb.engine import seed_everything
 

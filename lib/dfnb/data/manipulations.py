@@ -142,12 +142,17 @@ SWAPS = {
     "deepfakes": SwapParams(ae_factor=(2.0, 3.0), ae_grid=(0.02, 0.05), color_strength=(0.8, 1.0), region="inner",
                             mask_blur=(2.0, 4.0), mask_erode=(0.01, 0.04), elastic=0.02),
     "celebdf": SwapParams(pose_jitter=(0.0, 0.03), ae_factor=(1.0, 1.25), ae_smooth=(0.0, 0.3), ae_grid=(0.004, 0.01),
-                          renoise=(0.7, 1.0), sharpen=(0.5, 0.9),
+                          renoise=(0.7, 1.0), sharpen=(0.9, 1.4),
                           color_strength=(0.9, 1.0), region="inner", mask_blur=(3.0, 5.0), mask_erode=(0.0, 0.03),
                           elastic=0.03),
     "dfvae": SwapParams(pose_jitter=(0.0, 0.02), ae_factor=(1.0, 1.3), ae_smooth=(0.0, 0.3), ae_grid=(0.003, 0.008),
-                        renoise=(0.6, 1.0), sharpen=(0.4, 0.8),
+                        renoise=(0.6, 1.0), sharpen=(0.8, 1.2),
                         color_strength=(0.95, 1.0), region="inner", mask_blur=(2.5, 4.5), mask_erode=(0.0, 0.02)),
+    # DFD (Google/Jigsaw): its own deepfake pipeline, not FF++'s DeepFakes: a milder autoencoder, re-noised
+    # and sharpened, with a soft inner-face mask
+    "dfd": SwapParams(pose_jitter=(0.0, 0.03), ae_factor=(1.2, 1.6), ae_smooth=(0.0, 0.3), ae_grid=(0.004, 0.012),
+                      renoise=(0.7, 1.0), sharpen=(0.8, 1.2), color_strength=(0.9, 1.0), region="inner",
+                      mask_blur=(2.0, 4.0), mask_erode=(0.0, 0.03), elastic=0.03),
     "gan_hq": SwapParams(ae_factor=(1.4, 1.8), ae_grid=(0.005, 0.015), color_strength=(0.7, 1.0), region="inner",
                          mask_blur=(1.5, 3.0)),
     "gan_lq": SwapParams(ae_factor=(3.0, 4.0), ae_smooth=(0.5, 1.0), ae_grid=(0.01, 0.02), color_strength=(0.6, 1.0),
@@ -335,7 +340,7 @@ def manipulate(method: str, target: Face, rng: np.random.Generator, *, style: St
 
 # mask regions each family claims (used by tests and figures): the landmark region the mask must cover
 CLAIMS = {
-    "faceswap": "face", "deepfakes": "inner", "celebdf": "inner", "dfvae": "inner", "gan_hq": "inner",
+    "faceswap": "face", "deepfakes": "inner", "celebdf": "inner", "dfvae": "inner", "dfd": "inner", "gan_hq": "inner",
     "gan_lq": "inner", "face2face": "inner", "neuraltextures": "mouth", "attribute_hair": "hair",
     "attribute_glasses": "glasses", "synthesis": "all",
 }
