@@ -76,3 +76,23 @@ def test_bootstrap_auc_se_shrinks_with_n():
     y = np.r_[np.zeros(5), np.ones(5)]
     assert stats.bootstrap_auc_se(y, y, n_boot=20) == 0.0  # perfect separation in every resample
     assert metrics.auc(y, y) == 1.0
+
+
+def test_crossdomain_drop_table_and_claims_on_hand_numbers():
+    import pandas as pd
+
+    from dfnb import crossdomain
+
+    rows = []
+    for s, (ind, cdf) in enumerate([(0.96, 0.80), (0.97, 0.82), (0.95, 0.78)]):
+        rows += [{"seed": s, "test set": "ffpp-syn", "frame_auc": ind, "n_faces": 1000},
+                 {"seed": s, "test set": "celebdf-syn", "frame_auc": cdf, "n_faces": 1008}]
+    per = pd.DataFrame(rows)
+    t = crossdomain.drop_table(per)
+    assert t.loc["celebdf-syn", "drop"] == pytest.approx(16.0)  # 15 + 16 + 17 over 3 seeds
+    lo, hi = sps.t.interval(0.95, 2, loc=16.0, scale=sps.sem([16.0, 15.0, 17.0]))
+    assert (t.loc["celebdf-syn", "drop 95% low"], t.loc["celebdf-syn", "drop 95% high"]) == pytest.approx((lo, hi))
+    assert t.loc["celebdf-syn", "drop >= 10"] is True or t.loc["celebdf-syn", "drop >= 10"] == True  # noqa: E712
+    c = crossdomain.claims(per)
+    assert list(c["verdict"]) == ["reproduced"] and c["our_effect"].iloc[0] == pytest.approx(-16.0)
+    assert c["paper_effect"].iloc[0] < 0

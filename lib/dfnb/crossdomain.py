@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-__all__ = ["IN_DOMAIN", "CROSS_DOMAIN", "MIN_DROP", "n_videos_for", "calibrate", "drop_table"]
+__all__ = ["IN_DOMAIN", "CROSS_DOMAIN", "MIN_DROP", "PAPER_COLUMN", "n_videos_for", "calibrate", "drop_table",
+           "paper_drops", "claims", "metric_records"]
 
 IN_DOMAIN = "ffpp-syn"
 CROSS_DOMAIN = ("celebdf-syn", "dfdc-syn", "dfdcp-syn", "dfo-syn", "dfd-syn", "dftimit-syn", "wdf-syn")
@@ -105,3 +106,52 @@ def drop_table(per_seed, min_drop: float = MIN_DROP):
                      "drop": d.mean, "drop 95% low": d.low, "drop 95% high": d.high, "n_seeds": a.n,
                      "faces": int(faces[name]), f"drop >= {min_drop:g}": "in-domain" if name == IN_DOMAIN else clears})
     return pd.DataFrame(rows).set_index("test set")
+
+
+# the FoCus Table VII column (train FF++ (HQ)) that plays each synthetic set's role
+PAPER_COLUMN = {"celebdf-syn": "CDF", "dfdc-syn": "DFDC", "wdf-syn": "WDF", "dfdcp-syn": "DFDCp"}
+
+
+def paper_drops() -> dict[str, tuple[float, int]]:
+    """``{synthetic set: (mean AUC drop in points, detectors)}`` from FoCus Table VII (the paper's numbers):
+    per detector with both cells, FF++ (HQ) AUC minus the cross-dataset AUC, averaged over detectors."""
+    from dfnb import papers
+
+    t = papers.load_table("focus", "VII")
+    t = t[t["metric"] == "AUC"]
+    ind = t[t["test_set"] == "FF++ (HQ)"].set_index("method")["value"]
+    out = {}
+    for name, col in PAPER_COLUMN.items():
+        cross = t[t["test_set"] == col].set_index("method")["value"]
+        both = ind.index.intersection(cross.index)
+        out[name] = (float((ind[both] - cross[both]).mean()), int(len(both)))
+    return out
+
+
+def claims(per_seed):
+    """The claims table of chapter 00: "an FF++-trained detector loses AUC on <set>" for each set whose
+    real counterpart FoCus Table VII reports, our effect = cross-domain minus in-domain AUC (points),
+    paired by seed (``dfnb.stats.claim_row``)."""
+    from dfnb import stats
+
+    auc = per_seed.pivot(index="seed", columns="test set", values="frame_auc") * 100
+    rows = []
+    for name, (drop, k) in paper_drops().items():
+        if name in auc:
+            rows.append(stats.claim_row(
+                f"a detector trained on FF++ loses AUC on {PAPER_COLUMN[name]} (here {name})",
+                f"FoCus VII (mean of {k} detectors)", -drop, auc[IN_DOMAIN].to_numpy(), auc[name].to_numpy(),
+                dataset=f"{IN_DOMAIN} -> {name}", metric="frame AUC (points), cross minus in-domain"))
+    return stats.claims_table(rows)
+
+
+def metric_records(per_seed, table, model: str = "efficientnet_lite0") -> list[dict]:
+    """``run.metric`` keyword dicts (the record contract) for :func:`calibrate`'s rows and :func:`drop_table`."""
+    recs = [dict(name="frame_auc", value=float(r["frame_auc"]), dataset=r["test set"], split="test", model=model,
+                 seed=int(r["seed"]), train=IN_DOMAIN, table="calibration") for _, r in per_seed.iterrows()]
+    for name, r in table.iterrows():
+        recs.append(dict(name="frame_auc", value=float(r["AUC"]) / 100, dataset=name, split="test", model=model,
+                         seed="mean", seeds=sorted(int(s) for s in per_seed["seed"].unique()), train=IN_DOMAIN,
+                         ci_low=float(r["AUC 95% low"]) / 100, ci_high=float(r["AUC 95% high"]) / 100,
+                         table="calibration"))
+    return recs

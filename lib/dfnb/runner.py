@@ -512,7 +512,20 @@ def start(chapter: str, *, results_dir: str | None = None, **params: Any) -> Run
         from dfnb.engine import seed_everything
 
         seed_everything(int(params["seed"]))
+    set_threads(params.get("threads"))
     return Run(chapter, params, out)
+
+
+def set_threads(threads: int | None = None) -> int:
+    """torch CPU threads: ``threads``, or every core of the machine when None (a chapter's default).
+    Returns the number set."""
+    import torch
+
+    n = os.cpu_count() or 1 if threads is None else int(threads)
+    if n < 1:
+        raise ParameterError(f"threads must be >= 1 or None, got {threads!r}")
+    torch.set_num_threads(n)
+    return n
 
 
 # ---------------------------------------------------------------- outside the kernel
