@@ -250,3 +250,14 @@ def test_run_manifest_lists_the_experiments_of_the_run(tmp_path, monkeypatch):
     ]
     reset_used()
     assert used() == []
+
+
+def test_export_writes_a_checkpoint_that_load_model_rebuilds(bench, tmp_path):
+    from dfnb.engine import load_model
+
+    tr, va = bench
+    exp = train_seeded("toy_cnn", tr, va, seed=0, cache=tmp_path / "c", **FIT)
+    path = exp.export(tmp_path / "main.pt")
+    assert _state_equal(load_model(path), exp.model)
+    with pytest.raises(FileExistsError, match="refuses to overwrite"):
+        exp.export(path)

@@ -378,6 +378,12 @@ class _Families(_Data):
 
     METHODS = ("real", "fam_a", "fam_b")
 
+    @property
+    def fingerprint(self):  # for the experiment cache: the constructor's arguments define the data
+        import hashlib
+
+        return "_Families-" + hashlib.sha256(self.images.numpy().tobytes()).hexdigest()[:16]
+
     def __getitem__(self, i):
         s = super().__getitem__(i)
         m = self.METHODS[i % 3]
@@ -413,13 +419,13 @@ def test_nested_zoos_and_model_kwargs():
         model_kwargs("no_such_net", 96)
 
 
-def test_train_and_test_detector_deterministic_and_prle_changes_it():
+def test_train_and_test_detector_deterministic_and_prle_changes_it(tmp_path):
     from dfnb.models.prle.study import test_detector, train_detector
 
     data, val = _Families(n=12, size=8), _Families(n=6, size=8, seed=1)
     keys = [f"synth|{data.METHODS[i % 3]}|v{i}|0" for i in range(12)]
     fused = FusedMaps(_fused_store(n=12).maps, keys)
-    kw = dict(epochs=1, batch_size=4, lr=0.05, seed=3, size=8)
+    kw = dict(epochs=1, batch_size=4, lr=0.05, seed=3, size=8, cache=tmp_path)
 
     def weights(m):
         return torch.cat([p.detach().flatten() for p in m.parameters()])
@@ -428,6 +434,7 @@ def test_train_and_test_detector_deterministic_and_prle_changes_it():
     m2, _ = train_detector("toy_cnn", data, val, **kw)
     m3, _ = train_detector("toy_cnn", data, val, transform=PRLEAugment(fused, p=1.0, alpha=1.0), **kw)
     assert not m1.training and m1.input_size == 8 and h1.best_epoch == 1
+    assert len(list((tmp_path / "toy_cnn").iterdir())) == 2  # baseline (loaded the 2nd time) and + PRLE
     assert torch.equal(weights(m1), weights(m2)) and not torch.equal(weights(m1), weights(m3))
     reps = test_detector(m1, {"a": val, "b": data})
     assert list(reps) == ["a", "b"] and 0 <= reps["a"]["frame_auc"] <= 1
@@ -435,3 +442,21 @@ def test_train_and_test_detector_deterministic_and_prle_changes_it():
         train_detector("toy_cnn", data, val, **{**kw, "epochs": 0})
     with pytest.raises(ValueError, match="empty"):
         test_detector(m1, {})
+
+
+def test_table2_claims_pair_seeds_and_use_the_papers_gain():
+    import pandas as pd
+
+    from dfnb.models.prle.study import paper_gain, table2_claims
+
+    rows = []
+    for s, (b, g) in enumerate([(60.0, 2.0), (70.0, 3.0), (65.0, 4.0)]):  # + PRLE gains 2, 3, 4 points
+        for t in ("ffpp-syn", "dfdc-syn", "celebdf-syn"):
+            rows += [{"variant": "baseline", "train seed": s, "test set": t, "AUC": b},
+                     {"variant": "+ PRLE", "train seed": s, "test set": t, "AUC": b + g}]
+    claims = table2_claims(pd.DataFrame(rows), "efficientnet_lite0", "ffpp-syn")
+    assert [r["our_effect"] for r in claims] == pytest.approx([3.0, 3.0, 3.0])
+    assert all(r["verdict"] == "reproduced" and r["n_seeds"] == 3 for r in claims)
+    assert claims[0]["paper_effect"] == pytest.approx(paper_gain("EfficientNet", "Average")) and len(claims) == 3
+    one = table2_claims(pd.DataFrame([r for r in rows if r["train seed"] == 0]), "efficientnet_lite0", "ffpp-syn")
+    assert all(r["verdict"] == "inconclusive" and r["n_seeds"] == 1 for r in one)

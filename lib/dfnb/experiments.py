@@ -187,6 +187,8 @@ def _key_material(name, train_set, val_set, seed, model_kwargs, transform, trans
 
     if name not in list_models():
         raise KeyError(f"unknown model {name!r}; registered: {list_models()}")
+    if transform is not None and transform_key is None and hasattr(transform, "cache_key"):
+        transform_key = transform.cache_key()  # e.g. PRLEAugment: its settings and a hash of its maps
     if transform is not None and transform_key is None:
         raise ValueError("a transform needs a transform_key: the transform must be described (JSON) for the "
                          "experiment cache key")
@@ -303,6 +305,21 @@ class Experiment:
     path: Path | None
     cached: bool
     train_seconds: float
+
+    def export(self, path) -> Path:
+        """Write the trained model as a ``dfnb`` checkpoint (``dfnb predict --checkpoint``, the viewers,
+        ``dfnb.engine.load_model``) to ``path``; refuses to overwrite an existing file.  Returns the path."""
+        from dfnb.engine import save_checkpoint
+
+        path = Path(path)
+        if path.exists():
+            raise FileExistsError(f"{path} exists; export refuses to overwrite it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return save_checkpoint(path, self.model, epoch=int(self.history.best_epoch or 0),
+                               history=self.history.epochs, rng={},
+                               best={"epoch": self.history.best_epoch, "metric": self.history.best_metric,
+                                     "select_metric": self.history.select_metric},
+                               extra={"experiment": self.name, "key": self.key})
 
     def state_dict_sha256(self) -> str:
         """SHA-256 over the model's state dict (names, dtypes, shapes, bytes)."""

@@ -249,6 +249,15 @@ class FusedMaps:
     def __getitem__(self, key: str) -> torch.Tensor:
         return self.lookup([key])[0]
 
+    def cache_key(self) -> dict:
+        """SHA-256 of the maps and their keys: what the experiment cache keys a PRLE training on."""
+        import hashlib
+        import json
+
+        h = hashlib.sha256(np.ascontiguousarray(self.maps).tobytes())
+        h.update(json.dumps([str(k) for k in self.keys]).encode())
+        return {"kind": "FusedMaps", "sha256": h.hexdigest()}
+
     def lookup(self, keys: Sequence[str]) -> torch.Tensor:
         missing = [k for k in keys if k not in self._index]
         if missing:

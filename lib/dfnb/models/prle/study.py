@@ -16,7 +16,8 @@ from typing import Mapping, Sequence
 
 import torch
 
-__all__ = ["model_kwargs", "train_detector", "test_detector", "by_method", "nested_zoos"]
+__all__ = ["model_kwargs", "train_detector", "test_detector", "by_method", "nested_zoos", "paper_gain",
+           "table2_claims", "PAPER_TEST_SET", "PAPER_ARCH"]
 
 
 def model_kwargs(name: str, size: int) -> dict:
@@ -34,22 +35,24 @@ def model_kwargs(name: str, size: int) -> dict:
 
 
 def train_detector(name: str, train_set, val_set, *, epochs: int, batch_size: int, lr: float, seed: int,
-                   size: int | None = None, transform=None, device: str = "cpu", progress: bool = False):
-    """Build detector ``name`` from seed ``seed`` and fit it (``dfnb.engine.fit``, cosine AdamW).
+                   size: int | None = None, transform=None, device: str = "cpu", progress: bool = False,
+                   cache=True):
+    """Build detector ``name`` from seed ``seed`` and fit it (``dfnb.engine.fit``, cosine AdamW), through the
+    experiment cache (``dfnb.experiments.train_seeded``: a second identical call loads the trained model).
 
     size: the images' side, passed as ``img_size`` where the model needs it (:func:`model_kwargs`).
-    transform: the engine's ``train_transform`` (e.g. a :class:`~dfnb.models.prle.PRLEAugment`) or None.
-    Returns ``(model, history)``; the model holds the best validation epoch's weights, in eval mode.
+    transform: the engine's ``train_transform`` (e.g. a :class:`~dfnb.models.prle.PRLEAugment`, keyed by its
+    ``cache_key()``) or None.  Returns ``(model, history)``; the model holds the best validation epoch's
+    weights, in eval mode.
     """
-    from dfnb import create_model, engine
+    from dfnb import experiments
 
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    engine.seed_everything(seed)
-    model = create_model(name, **(model_kwargs(name, size) if size is not None else {}))
-    hist = engine.fit(model, train_set, val_set, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                      device=device, train_transform=transform, progress=progress)
-    return model.eval(), hist
+    exp = experiments.train_seeded(name, train_set, val_set, seed=seed, cache=cache, transform=transform,
+                                   model_kwargs=model_kwargs(name, size) if size is not None else {},
+                                   epochs=epochs, batch_size=batch_size, lr=lr, device=device, progress=progress)
+    return exp.model.eval(), exp.history
 
 
 def test_detector(model, test_sets: Mapping[str, object], *, batch_size: int = 64, device: str = "cpu",
@@ -98,3 +101,44 @@ def nested_zoos(detectors: Sequence[str]) -> list[list[str]]:
     if len(set(detectors)) != len(detectors):
         raise ValueError(f"duplicate detectors in {detectors}")
     return [detectors[:k] for k in range(1, len(detectors) + 1)]
+
+
+# the paper's test set whose role each synthetic (or real) test set plays in Table II
+PAPER_TEST_SET = {"dfdc-syn": "DFDC", "dfo-syn": "DF-1.0", "celebdf-syn": "Celeb-DF",
+                  "dfdc (real)": "DFDC", "dfo (real)": "DF-1.0", "celebdf (real)": "Celeb-DF"}
+PAPER_ARCH = {"efficientnet_lite0": "EfficientNet", "efficientnet_b4": "EfficientNet", "resnet50": "ResNet-50",
+              "xception": "Xception", "vgg16": "VGG", "f3net": "F3-Net"}
+
+
+def paper_gain(arch: str, test_set: str) -> float:
+    """PRLE Table II (the paper's numbers): AUC of ``arch + PRLE`` minus ``arch`` on ``test_set`` (points);
+    ``test_set="Average"`` for the paper's cross-dataset average."""
+    from dfnb import papers
+
+    return (papers.paper_value("prle", "II", method=f"{arch} + PRLE", metric="AUC", test_set=test_set)
+            - papers.paper_value("prle", "II", method=arch, metric="AUC", test_set=test_set))
+
+
+def table2_claims(per_seed, detector: str, in_domain: str, variant: str = "+ PRLE", reference: str = "baseline"):
+    """Claims-table rows (``dfnb.stats.claim_row``) of Table II for one detector: PRLE raises the cross-domain
+    mean AUC, and the AUC on each cross-domain set, paired by training seed.
+
+    per_seed: one row per (variant, "train seed", "test set") with "AUC" in points; the seeds present for
+    both ``reference`` and ``variant`` are paired (a single seed gives an ``inconclusive`` row)."""
+    from dfnb import stats
+
+    arch = PAPER_ARCH.get(detector)
+    if arch is None:
+        raise ValueError(f"no Table II architecture for {detector!r}; known: {sorted(PAPER_ARCH)}")
+    auc = per_seed.pivot_table(index="train seed", columns=["variant", "test set"], values="AUC")
+    sets = [t for t in auc[reference].columns if t in PAPER_TEST_SET and t != in_domain]
+    both = auc[[reference, variant]].dropna().index
+    ref, var = auc.loc[both, reference], auc.loc[both, variant]
+    rows = [stats.claim_row(f"PRLE raises the cross-domain mean AUC of {arch} (here {detector})", "II",
+                            paper_gain(arch, "Average"), ref[sets].mean(axis=1), var[sets].mean(axis=1),
+                            dataset=f"{in_domain} -> " + ", ".join(sets), metric="frame AUC (points)")]
+    for t in sets:
+        rows.append(stats.claim_row(f"PRLE raises {arch}'s AUC on {PAPER_TEST_SET[t]} (here {t})", "II",
+                                    paper_gain(arch, PAPER_TEST_SET[t]), ref[t], var[t],
+                                    dataset=f"{in_domain} -> {t}", metric="frame AUC (points)"))
+    return rows
