@@ -45,7 +45,8 @@ def calibrate(seeds: Sequence[int], *, size: int = 96, n_videos: int = 200, n_va
     Data: ``n_videos`` training identities x ``frames_per_video`` frames (real + 4 families), the validation
     split (``n_val_videos``) picks the epoch; every test split holds >= ``min_test_faces`` faces.
     Returns a long DataFrame: one row per (seed, test set) with ``frame_auc`` and ``video_auc`` (fractions),
-    ``n_faces`` and the experiment ``key``.
+    ``n_faces`` and the experiment ``key``; ``.attrs["experiments"]`` maps each seed to its
+    :class:`dfnb.experiments.Experiment`.
     """
     import pandas as pd
 
@@ -65,16 +66,18 @@ def calibrate(seeds: Sequence[int], *, size: int = 96, n_videos: int = 200, n_va
                                                              frames_per_video if name == IN_DOMAIN else None),
                                        **({"frames_per_video": frames_per_video} if name == IN_DOMAIN else {}))
              for name in (IN_DOMAIN, *sets)}
-    rows = []
+    rows, exps = [], {}
     for s in seeds:
-        exp = experiments.train_seeded(model, train, val, seed=s, epochs=epochs, batch_size=batch_size, lr=lr,
+        exp = exps[s] = experiments.train_seeded(model, train, val, seed=s, epochs=epochs, batch_size=batch_size, lr=lr,
                                        device=device, progress=progress)
         for name, ds in tests.items():
             det = exp.evaluate(ds, device=device)["detection"]
             rows.append({"seed": s, "test set": name, "frame_auc": det["frame_auc"],
                          "video_auc": det.get("video_auc", float("nan")), "n_faces": len(ds), "key": exp.key,
                          "val_auc": exp.history.best_metric, "best_epoch": exp.history.best_epoch})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["experiments"] = exps  # {seed: dfnb.experiments.Experiment}, e.g. to export one model
+    return out
 
 
 def drop_table(per_seed, min_drop: float = MIN_DROP):
