@@ -144,3 +144,20 @@ def test_plain_papermill_unknown_or_ill_typed_parameter_is_an_error(book):
     ok = papermill("-p", "seed", "2")
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert json.loads((book / "results/mine/params.json").read_text())["seed"] == 2
+
+
+def test_set_threads_takes_the_given_number_or_every_core():
+    import os
+
+    import torch
+
+    from dfnb.runner import ParameterError, set_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(1) == 1 and torch.get_num_threads() == 1
+        assert set_threads(None) == (os.cpu_count() or 1)
+        with pytest.raises(ParameterError, match="threads"):
+            set_threads(0)
+    finally:
+        torch.set_num_threads(before)

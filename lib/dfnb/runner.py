@@ -521,7 +521,7 @@ def set_threads(threads: int | None = None) -> int:
     Returns the number set."""
     import torch
 
-    n = os.cpu_count() or 1 if threads is None else int(threads)
+    n = (os.cpu_count() or 1) if threads is None else int(threads)
     if n < 1:
         raise ParameterError(f"threads must be >= 1 or None, got {threads!r}")
     torch.set_num_threads(n)
