@@ -103,12 +103,7 @@ def fingerprint(dataset) -> str:
         if dataset.transform is not None:
             raise TypeError(f"cannot fingerprint a FaceForgeryDataset with an item transform ({dataset.root}): the "
                             "transform is not described; wrap it in a data set with a `fingerprint` attribute")
-        fp = getattr(dataset, "fingerprint", None)
-        if fp is None:  # the same recipe as FaceForgeryDataset.fingerprint, where that property is missing
-            h = hashlib.sha256((dataset.root / "index.csv").read_bytes())
-            h.update(json.dumps([dataset.meta.get("params"), dataset.meta.get("data_version")], sort_keys=True).encode())
-            fp = h.hexdigest()[:24]
-        return str(fp) + ("+source" if dataset.return_source else "")
+        return dataset.fingerprint + ("+source" if dataset.return_source else "")
     fp = getattr(dataset, "fingerprint", None)
     if fp is not None:
         return str(fp() if callable(fp) else fp)

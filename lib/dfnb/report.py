@@ -2,7 +2,6 @@
 
 - :func:`bar_chart_with_ci`  horizontal bars of means with 95 % interval whiskers (and a reference line)
 - :func:`claims_markdown`    a one-line verdict summary of a claims table, e.g. "2 reproduced, 1 inconclusive"
-- :func:`plural`             "1 seed" / "3 seeds" (no "seed(s)" on a page)
 """
 from __future__ import annotations
 
@@ -10,12 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["bar_chart_with_ci", "claims_markdown", "plural"]
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """``"1 seed"``, ``"3 seeds"`` (``many`` for irregular plurals)."""
-    return f"{n} {word if n == 1 else (many or word + 's')}"
+__all__ = ["bar_chart_with_ci", "claims_markdown"]
 
 
 def bar_chart_with_ci(labels: Sequence[str], mean: Sequence[float], low: Sequence[float], high: Sequence[float], *,

@@ -561,7 +561,7 @@ class FaceForgeryDataset(_TorchDataset):
         r = self.rows[i]
         img = self.load_rgb(i)
         if self._masks is not None:
-            mask = torch.from_numpy(self._masks[i].astype(np.float32) / np.float32(255))[None]
+            mask = torch.from_numpy(self.load_mask(i))[None]
         elif r["mask"]:
             m = _read_image(self.root / r["mask"], cv2.IMREAD_GRAYSCALE)
             if m.shape != img.shape[:2]:
