@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dfnb import data, engine, runner
-from dfnb.experiments import CacheError, code_hash, fingerprint, reset_used, train_seeded, used
+from dfnb.experiments import CacheError, code_hash, dependencies, fingerprint, reset_used, train_seeded, used
 
 FIT = dict(epochs=1, batch_size=4, lr=1e-2)
 TESTS = Path(__file__).resolve().parent
@@ -137,6 +137,47 @@ def test_changed_dependent_code_retrains(tmp_path, monkeypatch):
     c = train_seeded("toy_cnn", Tiny(), Tiny(8, 1), **kw)
     assert not c.cached and c.key != a.key
     assert json.loads((c.path / "key.json").read_text())["code"] == code_hash(["fakecode_mod"])
+
+
+def test_dependencies_follow_every_import_statement(tmp_path, monkeypatch):
+    src = tmp_path / "src" / "dfnb_fake"
+    (src / "models").mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    (src / "__init__.py").write_text("")
+    (src / "models" / "__init__.py").write_text("")
+    (src / "models" / "a.py").write_text("from . import b\n\ndef f():\n    from dfnb_fake.models.c import g\n")
+    (src / "models" / "b.py").write_text("X = 1\n")
+    (src / "models" / "c.py").write_text("from ..util import h\n\ndef g():\n    pass\n")
+    (src / "util.py").write_text("def h():\n    pass\n")
+    (src / "models" / "unused.py").write_text("Y = 1\n")
+    assert dependencies(["dfnb_fake.models.a"]) == ["dfnb_fake.models.a", "dfnb_fake.models.b",
+                                                     "dfnb_fake.models.c", "dfnb_fake.util"]
+    (src / "models" / "b.py").write_text("import dfnb_fake.models.unused\n")  # a plain import counts too
+    assert "dfnb_fake.models.unused" in dependencies(["dfnb_fake.models.a"])
+
+
+def test_default_key_covers_the_models_own_code_only(tmp_path):
+    deps = dependencies(["dfnb.models.backbones", "dfnb.engine"])
+    assert {"dfnb.models.backbones", "dfnb.engine.trainer", "dfnb.engine.checkpoint"} <= set(deps)
+    assert not any(d.startswith(("dfnb.models.prle", "dfnb.models.dadf", "dfnb.models.focus")) for d in deps)
+    assert "dfnb.data.render" in dependencies(["dfnb.models.prle.exploit"])  # a lazy import in a method
+    a = train_seeded("toy_cnn", Tiny(), Tiny(8, 1), seed=0, cache=tmp_path, **FIT)
+    mods = json.loads((a.path / "key.json").read_text())["code_modules"]
+    assert "dfnb.models.backbones" in mods and "dfnb.models.dadf.rga" not in mods
+
+
+def test_weight_files_are_keyed_by_content_not_path(tmp_path):
+    from dfnb.experiments import _files_by_content
+
+    (tmp_path / "a.pt").write_bytes(b"weights")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.pt").write_bytes(b"weights")
+    ka = _files_by_content({"p": str(tmp_path / "a.pt"), "n": 3})
+    kb = _files_by_content({"p": tmp_path / "sub" / "b.pt", "n": 3})
+    assert ka == kb and ka["n"] == 3 and len(ka["p"]["file_sha256"]) == 64
+    (tmp_path / "sub" / "b.pt").write_bytes(b"other weights")
+    assert _files_by_content({"p": tmp_path / "sub" / "b.pt"}) != {"p": ka["p"]}
+    assert _files_by_content({"p": "not/a/file.pt"}) == {"p": "not/a/file.pt"}
 
 
 def test_corrupt_foreign_or_incomplete_entry_is_an_error_and_kept(tmp_path):

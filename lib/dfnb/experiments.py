@@ -9,8 +9,11 @@
 validation sets, every keyword argument of :func:`dfnb.engine.fit` (defaults filled in; not ``device``,
 ``progress``, ``num_workers``, which do not change what is learned on CPU), the seed, the
 ``transform_key`` describing the training transform, the entry format, and :func:`code_hash` of the
-library code that can change a trained model or its metrics (by default ``dfnb.engine``,
-``dfnb.registry``, ``dfnb.metrics``, ``dfnb.models``, ``dfnb.cam``, ``dfnb.data``).  The key is the
+library code the experiment depends on: by default (:func:`dependencies`) the modules that the
+model's factory, the training transform's class, the data set class, ``dfnb.engine``,
+``dfnb.metrics`` and ``dfnb.registry`` import, followed transitively through every ``dfnb`` import
+statement in their source (lazy imports inside functions included).  So an edit to PRLE's fusion
+does not retrain chapter 00's EfficientNet, and an edit to the trainer retrains everything.  The key is the
 first 20 hex digits of the SHA-256 of that material as canonical JSON.  Any change -> a new key ->
 a new entry, trained afresh; old entries are never overwritten.
 
@@ -35,6 +38,7 @@ An entry that does not match its key, or whose files are missing or unreadable, 
 """
 from __future__ import annotations
 
+import ast
 import datetime as _dt
 import hashlib
 import importlib.util
@@ -49,12 +53,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["Experiment", "CacheError", "train_seeded", "fingerprint", "code_hash", "used", "reset_used"]
+__all__ = ["Experiment", "CacheError", "train_seeded", "fingerprint", "code_hash", "dependencies", "used",
+           "reset_used"]
 
 log = logging.getLogger(__name__)
 FORMAT = "dfnb-experiment-1"
-DEFAULT_CODE = ("dfnb.engine", "dfnb.registry", "dfnb.metrics", "dfnb.models", "dfnb.cam", "dfnb.data")
-# files of those packages that cannot change a trained model: experiment loops and tables (whose
+# files that cannot change a trained model, never followed by dependencies(): experiment loops and tables (whose
 # training arguments are in the key anyway), command lines, galleries for the page
 NOT_CODE = ("study.py", "cli.py", "gallery.py")
 _NOT_IN_KEY = ("device", "progress", "num_workers")  # fit arguments that do not change what is learned
@@ -140,22 +144,96 @@ def _module_files(name: str) -> list[tuple[str, Path]]:
     return [(f"{name}.py", Path(spec.origin))]
 
 
-def code_hash(modules: Sequence[str] | None = None) -> str:
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _imports_of(name: str, path: Path, is_package: bool) -> set[str]:
+    """Dotted names, in ``name``'s own top-level package, that the source at ``path`` imports anywhere."""
+    package = name if is_package else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from . import x / from ..y import z
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            for a in node.names:  # `from pkg import sub` needs pkg.sub; `from pkg import f` needs pkg
+                out.add(f"{mod}.{a.name}" if _is_module(f"{mod}.{a.name}") else mod)
+    top = name.partition(".")[0]
+    return {m for m in out if m == top or m.startswith(top + ".")}
+
+
+def dependencies(roots: Sequence[str]) -> list[str]:
+    """The modules of their own package (``dfnb``) that modules ``roots`` import, transitively (the roots
+    included), sorted.
+
+    Read from the source (``ast``), not by importing: every ``import dfnb...`` / ``from dfnb... import``
+    / relative import statement counts, also those inside functions.  ``from pkg import name`` counts
+    ``pkg.name`` where that is a module, else ``pkg`` (whose ``__init__`` then counts, not its siblings).  The top-level package (``dfnb``: the public
+    facade, which imports everything for convenience) is never followed; a package counts as its
+    ``__init__.py``.  Files named in :data:`NOT_CODE` are skipped.
+    """
+    if isinstance(roots, str):
+        raise TypeError(f"dependencies expects a sequence of module names, got the string {roots!r}")
+    seen: set[str] = set()
+    todo = [str(r) for r in roots]
+    while todo:
+        name = todo.pop()
+        if name in seen or "." not in name:
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            if name in roots:
+                raise ValueError(f"dependencies: no module named {name!r}")
+            continue  # `from pkg import function`: the name is not a module
+        if Path(spec.origin).name in NOT_CODE:
+            continue
+        seen.add(name)
+        todo += sorted(_imports_of(name, Path(spec.origin), bool(spec.submodule_search_locations)) - seen)
+    return sorted(seen)
+
+
+def _default_code(name: str, transform, datasets) -> list[str]:
+    """:func:`dependencies` of what an experiment runs: the factory, transform, data sets, engine."""
+    from dfnb.registry import _REGISTRY, list_models
+
+    list_models()  # the registry fills lazily
+    roots = {"dfnb.engine", "dfnb.metrics", "dfnb.registry", inspect.getmodule(_REGISTRY[name]).__name__}
+    for obj in (transform, *datasets):
+        while obj is not None:
+            mod = type(obj).__module__
+            if mod.startswith("dfnb."):
+                roots.add(mod)
+            obj = getattr(obj, "dataset", None)  # Subset -> its base data set
+    return dependencies(sorted(roots))
+
+
+def code_hash(modules: Sequence[str], *, whole_packages: bool = True) -> str:
     """SHA-256 (hex) over the relative paths and source bytes of dotted module / package names.
 
-    A package counts as all its ``.py`` files, recursively, in sorted order.  ``None``:
-    :data:`DEFAULT_CODE`, the code that can change a trained model or its metrics, less the files
-    named in :data:`NOT_CODE`.
-    An unknown module is a ``ValueError``.
+    ``whole_packages``: a package counts as all its ``.py`` files, recursively, in sorted order (an
+    explicit ``code=`` list); False: as its ``__init__.py`` only (a :func:`dependencies` list, which
+    names the submodules it needs).  An unknown module is a ``ValueError``.
     """
-    modules = DEFAULT_CODE if modules is None else modules
     if isinstance(modules, str):
         raise TypeError(f"code_hash expects a sequence of module names, got the string {modules!r}")
     h = hashlib.sha256()
     for name in modules:
-        for rel, path in _module_files(str(name)):
-            if path.name in NOT_CODE and modules is DEFAULT_CODE:
-                continue
+        files = _module_files(str(name))
+        if not whole_packages:
+            files = [f for f in files if f[0] in (f"{name}.py", f"{name}/__init__.py")]
+        for rel, path in files:
             data = path.read_bytes()
             h.update(f"{rel}\0{len(data)}\0".encode())
             h.update(data)
@@ -173,6 +251,17 @@ def _with_defaults(fn, kwargs: dict, what: str) -> dict:
     for p in inspect.signature(fn).parameters.values():
         if p.kind is p.VAR_KEYWORD:
             out.update(out.pop(p.name, {}))
+    return out
+
+
+def _files_by_content(kwargs: dict) -> dict:
+    """Model arguments that name an existing file (weights: ``micro_sam_path=...``) by that file's
+    SHA-256 instead of its path: the same weights anywhere give the same key, changed weights a new one."""
+    out = {}
+    for k, v in kwargs.items():
+        if isinstance(v, (str, os.PathLike)) and str(v) and Path(v).is_file():
+            v = {"file_sha256": _sha(Path(v).read_bytes())}
+        out[k] = v
     return out
 
 
@@ -200,15 +289,17 @@ def _key_material(name, train_set, val_set, seed, model_kwargs, transform, trans
     if missing:
         raise TypeError(f"train_seeded: missing fit arguments {missing}")
     fit_all = {p: fit_kw.get(p, sig.parameters[p].default) for p in known if p not in _NOT_IN_KEY}
+    deps = _default_code(name, transform, (train_set, val_set)) if code is None else None
+    kwargs = _with_defaults(_REGISTRY[name], dict(model_kwargs or {}), f"model {name!r}")
     material = {
         "format": FORMAT,
-        "model": {"name": name, "kwargs": _with_defaults(_REGISTRY[name], dict(model_kwargs or {}),
-                                                          f"model {name!r}")},
+        "model": {"name": name, "kwargs": _files_by_content(kwargs)},
         "data": {"train": fingerprint(train_set), "val": fingerprint(val_set)},
         "fit": fit_all,
         "seed": seed,
         "transform": transform_key,
-        "code": code_hash(code),
+        "code": code_hash(code) if code is not None else code_hash(deps, whole_packages=False),
+        "code_modules": list(code) if code is not None else deps,
     }
     _canonical(material["model"], "model_kwargs")
     _canonical(material["fit"], "the fit arguments")
@@ -486,7 +577,8 @@ def train_seeded(name: str, train_set, val_set, *, seed: int, model_kwargs: dict
             see inside a function).
         cache: True (``$DFNB_CACHE`` or ``<repo>/results/_cache/experiments``), a folder, or False (train,
             store nothing; the key is still computed).
-        code: modules whose source is part of the key (default :data:`DEFAULT_CODE`).
+        code: modules whose source is part of the key, packages whole (default: :func:`dependencies` of
+            the model's factory, transform, data sets and the engine).
         progress: tqdm bars while training (not part of the key).
         **fit_kw: fit's keyword arguments (``epochs``, ``batch_size``, ``lr``, ...; ``device`` and
             ``num_workers`` are not part of the key; ``out_dir``/``resume`` are refused).
