@@ -308,3 +308,29 @@ def test_garbled_and_odd_cells_are_flagged():
         ["SAM", "SAM + Multiscale Adapter + RGA"]
     daggers = papers.load_table("focus", "VII").note.str.contains("†").sum()
     assert daggers == 2 + 6 + 4  # MADD, GFFD, UIA-ViT
+
+
+def test_equation_tables_name_functions_and_tests_that_exist():
+    import importlib
+    import re
+    from pathlib import Path
+
+    from dfnb.papers.equations import EQUATIONS
+    from dfnb.report import equation_table
+
+    root = Path(__file__).resolve().parent.parent
+    for key, rows in EQUATIONS.items():
+        assert rows, key
+        for e in rows:
+            mod, _, attr = e.function.rpartition(".")
+            try:
+                obj = importlib.import_module(mod)
+            except ImportError:  # a method: module.Class.method
+                mod, _, cls = mod.rpartition(".")
+                obj = getattr(importlib.import_module(mod), cls)
+            assert callable(getattr(obj, attr)), e.function
+            path, _, test = e.test.partition("::")
+            src = (root / path).read_text()
+            assert re.search(rf"^def {re.escape(test)}\(", src, re.M), f"{key} {e.number}: no {e.test}"
+        table = equation_table(key)
+        assert table.count("\n") == len(rows) + 1 and all(t.count("|") == 6 for t in table.splitlines())

@@ -161,3 +161,39 @@ def test_set_threads_takes_the_given_number_or_every_core():
             set_threads(0)
     finally:
         torch.set_num_threads(before)
+
+
+def test_strip_progress_removes_tqdm_outputs_only(tmp_path):
+    widget = {"application/vnd.jupyter.widget-view+json": {"model_id": "x", "version_major": 2},
+              "text/plain": "ffpp-syn/test:  40%|####      | 192/480 [00:01<00:02, 99.0face/s]"}
+    viewer = {"application/vnd.jupyter.widget-view+json": {"model_id": "y", "version_major": 2},
+              "text/plain": "VBox(children=(IntSlider(value=0), HTML(value='3%|')))"}
+    cell = nbformat.v4.new_code_cell("x = 1")
+    cell.outputs = [nbformat.v4.new_output("display_data", data=widget),
+                    nbformat.v4.new_output("stream", name="stderr", text="epoch 1/3:  50%|#  | 2/4 [00:01<00:01]\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="UserWarning: a real warning\n"),
+                    nbformat.v4.new_output("display_data", data=viewer),
+                    nbformat.v4.new_output("display_data", data={"text/plain": "10%| 1/10"})]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t"), cell])
+    path = tmp_path / "x.ipynb"
+    nbformat.write(nb, str(path))
+    assert runner.strip_progress(path) == 2
+    outs = nbformat.read(str(path), as_version=4).cells[1].outputs
+    assert [o.get("text", o.get("data", {}).get("text/plain")) for o in outs] == [
+        "UserWarning: a real warning\n", viewer["text/plain"], "10%| 1/10"]
+    assert runner.strip_progress(path) == 0
+
+
+def test_table_writes_csv_and_displays_it_under_its_file_name(tmp_path, monkeypatch):
+    import IPython.display
+    import pandas as pd
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs: shown.extend(objs))
+    run = runner.Run("t", {"profile": "smoke"}, tmp_path, glue=False)
+    df = pd.DataFrame({"a": [1, 2]})
+    assert run.table("my_table", df) is None
+    assert (tmp_path / "tables" / "my_table.csv").read_text() == ",a\n0,1\n1,2\n"
+    assert "tables/my_table.csv" in shown[0].data and shown[1] is df
+    run.table("quiet", df, show=False)
+    assert len(shown) == 2

@@ -2,6 +2,11 @@
 
 - :func:`bar_chart_with_ci`  horizontal bars of means with 95 % interval whiskers (and a reference line)
 - :func:`claims_markdown`    a one-line verdict summary of a claims table, e.g. "2 reproduced, 1 inconclusive"
+- :func:`equation_table`     a chapter's equation -> function -> test table (``dfnb.papers.equations``)
+- :func:`seed_summary`       mean and 95 % t-interval over seeds, per group
+- :func:`beside_paper`       this run's numbers beside the paper's, both data sets named
+- :func:`roc_figure`         ROC curves with AUC in the legend
+- :func:`training_curves`    loss and a validation metric per epoch, one figure for several models
 """
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["bar_chart_with_ci", "claims_markdown"]
+__all__ = ["bar_chart_with_ci", "claims_markdown", "equation_table", "seed_summary", "beside_paper", "roc_figure",
+           "training_curves"]
 
 
 def bar_chart_with_ci(labels: Sequence[str], mean: Sequence[float], low: Sequence[float], high: Sequence[float], *,
@@ -59,3 +65,122 @@ def claims_markdown(claims) -> str:
     return (f"**Claims: {', '.join(parts)}** (of {len(claims)}; a claim is *reproduced* when the 95 % interval "
             "of our paired effect excludes 0 on the paper's side, *not reproduced* when it excludes 0 on the "
             "other side, *inconclusive* otherwise or with fewer than 3 seeds).")
+
+
+def equation_table(key: str) -> str:
+    """Markdown table of :func:`dfnb.papers.equations.equations` ``(key)``: equation (LaTeX), function, test.
+
+    The function and test are named in full (``dfnb.metrics.iinc``, ``tests/test_metrics.py::...``),
+    so a reader can open the source; the book does not ship the library's source pages, so they are
+    not links.
+    """
+    from dfnb.papers.equations import equations
+
+    rows = ["| eq. | equation | implemented by | checked by | note |", "|---|---|---|---|---|"]
+    for e in equations(key):
+        if "|" in e.note:
+            raise ValueError(f"equation {key} {e.number}: a note may not contain '|' (it splits the table)")
+        rows.append(f"| {e.number} | ${_no_pipes(e.latex)}$ | `{e.function}` | `{e.test}` | {e.note} |")
+    return "\n".join(rows)
+
+
+def _no_pipes(latex: str) -> str:
+    r"""``|x|`` as ``\lvert x\rvert``-free ``\vert`` so that a Markdown table cell is not split."""
+    return latex.replace("|", r"\vert ")
+
+
+def seed_summary(per_seed, by: str | Sequence[str], value: str, level: float = 0.95):
+    """Mean over seeds with a Student-t interval, per group: a DataFrame indexed by ``by`` with columns
+    ``mean, low, high, n_seeds`` (``dfnb.stats.t_interval``; NaN bounds for a single seed).
+
+    per_seed: long DataFrame, one row per (group, seed), with the column ``value``.
+    """
+    import pandas as pd
+
+    from dfnb.stats import t_interval
+
+    rows = {}
+    for key, g in per_seed.groupby(by, sort=False):
+        iv = t_interval(g[value].to_numpy(float), level)
+        rows[key] = {"mean": iv.mean, "low": iv.low, "high": iv.high, "n_seeds": iv.n}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.names = [by] if isinstance(by, str) else list(by)
+    return out
+
+
+def beside_paper(ours, paper, *, dataset: str, paper_dataset: str, digits: int = 2):
+    """This run's numbers beside the paper's, with both data sets named in the column headers.
+
+    ours: :func:`seed_summary` output (``mean, low, high, n_seeds``); paper: a Series of the paper's
+    values on the same index (missing entries: "-").  Returns a DataFrame of strings: ``this run,
+    <dataset>: mean [low, high]`` ("mean (1 seed)" without an interval), ``seeds``, ``paper,
+    <paper_dataset>``.
+    """
+    import pandas as pd
+
+    def fmt(r):
+        if not np.isfinite(r["low"]):
+            return f"{r['mean']:.{digits}f} (1 seed)" if r["n_seeds"] == 1 else f"{r['mean']:.{digits}f}"
+        return f"{r['mean']:.{digits}f} [{r['low']:.{digits}f}, {r['high']:.{digits}f}]"
+
+    p = pd.Series(paper).reindex(ours.index)
+    return pd.DataFrame({
+        f"this run, {dataset}": [fmt(r) for _, r in ours.iterrows()],
+        "seeds": ours["n_seeds"].astype(int).to_numpy(),
+        f"paper, {paper_dataset}": [f"{v:.{digits}f}" if pd.notna(v) else "-" for v in p],
+    }, index=ours.index)
+
+
+def roc_figure(curves, *, title: str | None = None):
+    """ROC curves, one per entry of ``curves`` = ``{label: (y_true, y_prob)}``, AUC in the legend.
+
+    The curve is :func:`sklearn.metrics.roc_curve`'s; the legend AUC is :func:`dfnb.metrics.auc`.
+    Returns the Figure (square, fonts >= 9 pt, the chance diagonal dashed).
+    """
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    from dfnb.metrics import auc
+
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    for label, (y, p) in curves.items():
+        fpr, tpr, _ = roc_curve(np.asarray(y), np.asarray(p))
+        ax.plot(fpr, tpr, lw=1.5, label=f"{label} (AUC {auc(y, p):.3f})")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
+    ax.set(xlim=(0, 1), ylim=(0, 1.01))
+    ax.set_xlabel("false positive rate", fontsize=9)
+    ax.set_ylabel("true positive rate", fontsize=9)
+    ax.tick_params(labelsize=9)
+    ax.legend(fontsize=9, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(histories, metric: str = "val_frame_auc", *, title: str | None = None):
+    """One figure of training curves instead of per-epoch logs: ``histories = {label: History}``;
+    left the training loss per epoch (``train_loss``, else the sum of the ``train_*`` parts), right
+    ``metric`` (a :meth:`History.to_frame` column) per epoch, the kept epoch circled."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
+    for label, h in histories.items():
+        df = h.to_frame()
+        parts = [c for c in df.columns if c.startswith("train_")]
+        loss = df["train_loss"] if "train_loss" in df else df[parts].sum(axis=1)
+        axes[0].plot(df["epoch"], loss, marker=".", label=label)
+        if metric not in df:
+            raise KeyError(f"training_curves: no column {metric!r} in {label!r}'s history; has {list(df.columns)}")
+        line, = axes[1].plot(df["epoch"], df[metric], marker=".", label=label)
+        best = df[df["epoch"] == h.best_epoch]
+        axes[1].plot(best["epoch"], best[metric], "o", mfc="none", ms=9, color=line.get_color())
+    for ax, name in zip(axes, ("training loss", metric.replace("_", " "))):
+        ax.set_xlabel("epoch", fontsize=9)
+        ax.set_ylabel(name, fontsize=9)
+        ax.tick_params(labelsize=9)
+    axes[1].legend(fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -39,6 +39,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import subprocess
@@ -429,11 +430,18 @@ class Run:
 
         _glue(key, value, display=display)
 
-    def table(self, name: str, df, index: bool = True):
-        """Write ``tables/<name>.csv`` and return ``df`` for display."""
+    def table(self, name: str, df, index: bool = True, show: bool = True) -> None:
+        """Write ``tables/<name>.csv`` and (``show``) display it under a caption naming that file.
+
+        Every table a chapter computes is shown: ``tests/test_chapters.py`` checks that each CSV of a
+        recorded run is named in its executed notebook.  ``show=False`` only where the same numbers
+        are displayed another way (e.g. a claims table rendered as Markdown)."""
         (self.dir / "tables").mkdir(exist_ok=True)
         df.to_csv(self.dir / "tables" / f"{name}.csv", index=index)
-        return df
+        if show:
+            from IPython.display import Markdown, display
+
+            display(Markdown(f"<small>`tables/{name}.csv`</small>"), df if index else _no_index(df))
 
     def figure(self, name: str, fig, dpi: int = 110):
         """Write ``figures/<name>.png`` and return ``fig`` for display."""
@@ -528,7 +536,41 @@ def set_threads(threads: int | None = None) -> int:
     return n
 
 
+def _no_index(df):
+    """``df`` displayed without its (meaningless) integer index."""
+    return df.style.hide(axis="index") if hasattr(df, "style") else df
+
+
 # ---------------------------------------------------------------- outside the kernel
+_TQDM = re.compile(r"\d+%\|.*\|\s*\d+/\d+|\d+/\d+ \[[\d:<?]+")
+
+
+def strip_progress(notebook: str | Path) -> int:
+    """Remove progress-bar outputs (tqdm widgets and tqdm text on stderr) from an executed notebook, in
+    place; return how many were removed.  Recorded pages then carry no blank widget gaps; every other
+    output (tables, figures, mask viewers) is kept."""
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    removed = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        keep = []
+        for out in cell.outputs:
+            data = out.get("data", {})
+            text = data.get("text/plain", "") if "application/vnd.jupyter.widget-view+json" in data else (
+                out.get("text", "") if out.get("name") == "stderr" else "")
+            text = "".join(text) if isinstance(text, list) else text
+            if text and _TQDM.search(text) and not text.startswith("VBox("):  # VBox: a mask viewer
+                removed += 1
+            else:
+                keep.append(out)
+        cell.outputs = keep
+    if removed:
+        nbformat.write(nb, str(notebook))
+    return removed
+
 def execute(
     chapter: str,
     profile: str = "default",
@@ -564,6 +606,8 @@ def execute(
         )
     except pm.PapermillExecutionError as e:
         error = e
+    if executed.exists():
+        strip_progress(executed)
     mpath = out / "manifest.json"
     manifest = json.loads(mpath.read_text()) if mpath.exists() else {"chapter": name, "params": _jsonable(params)}
     manifest["chapter_sha256"] = hashlib.sha256(nb_path.read_bytes()).hexdigest()[:16]
