@@ -15,6 +15,7 @@ from dataclasses import dataclass
 __all__ = ["Equation", "EQUATIONS", "equations"]
 
 
+
 @dataclass(frozen=True)
 class Equation:
     number: str    # the paper's equation number, or a label for a reconstructed one
@@ -42,14 +43,23 @@ _METRICS = (
              "tests/test_metrics.py::test_localization_hand_computed_3x3"),
 )
 
-EQUATIONS: dict[str, tuple[Equation, ...]] = {
-    "metrics": _METRICS,
-}
+def _tables() -> dict[str, tuple[Equation, ...]]:
+    from dfnb.papers import equations_dadf, equations_focus, equations_micro_sam, equations_prle
+
+    tables = {"metrics": _METRICS, "prle": equations_prle.ROWS, "focus": equations_focus.ROWS,
+              "micro_sam": equations_micro_sam.ROWS, "dadf": equations_dadf.ROWS}
+    return {k: v for k, v in tables.items() if v}
+
+
 
 
 def equations(key: str) -> tuple[Equation, ...]:
-    """The rows of chapter table ``key`` (a key of :data:`EQUATIONS`: ``"metrics"``, ``"dadf"``, ...)."""
+    """The rows of chapter table ``key`` (``"metrics"``, ``"prle"``, ``"focus"``, ``"micro_sam"``, ``"dadf"``;
+    each paper's rows live in ``dfnb/papers/equations_<key>.py``)."""
     try:
         return EQUATIONS[key]
     except KeyError:
         raise KeyError(f"no equation table {key!r}; known: {sorted(EQUATIONS)}") from None
+
+
+EQUATIONS: dict[str, tuple[Equation, ...]] = _tables()
