@@ -61,7 +61,7 @@ def test_cli_directory_end_to_end_with_a_corrupt_file(tmp_path, images, capsys):
     assert len(lines) == 2 and all("P(fake)=0." in ln for ln in lines)
     assert lines[0].startswith(str(images / "a.png"))
     assert "skipped 1 of 3" in cap.err and "broken.png" in cap.err
-    assert sorted(p.name for p in out.iterdir()) == ["a.png_cam.png", "sub__b.jpg_cam.png"]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["a_cam.png", "sub/b_cam.png"]
     # no silent overwrite on a second run
     code = main(["predict", str(images / "a.png"), "--checkpoint", str(ck), "--out", str(out)])
     assert code == 2 and "already exist" in capsys.readouterr().err
@@ -88,7 +88,7 @@ def test_cli_mask_model_writes_mask_overlay(tmp_path, images, capsys):
     out = tmp_path / "out"
     assert main(["predict", str(images / "sub" / "b.jpg"), "--checkpoint", str(ck), "--out", str(out)]) == 0
     assert "P(fake)=" in capsys.readouterr().out
-    assert [p.name for p in out.iterdir()] == ["b.jpg_mask.png"]
+    assert [p.name for p in out.iterdir()] == ["b_mask.png"]
 
 
 def test_heat_overlay_blends():
@@ -104,3 +104,14 @@ def test_dfnb_console_command(tmp_path, images):
                            "--no-overlay"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith(str(images / "a.png")) and "P(fake)=0." in proc.stdout
+
+
+def test_overlay_names_never_collide(tmp_path):
+    from dfnb.predict import _overlay_names
+
+    root = tmp_path
+    paths = [root / "sub" / "x.png", root / "sub__x.png", root / "y.png", root / "y.jpg", root / "z.jpeg"]
+    names = _overlay_names(paths, root)
+    assert {p: n.as_posix() for p, n in names.items()} == {
+        paths[0]: "sub/x", paths[1]: "sub__x", paths[2]: "y_png", paths[3]: "y_jpg", paths[4]: "z"}
+    assert len(set(names.values())) == len(paths)

@@ -197,3 +197,47 @@ def test_table_writes_csv_and_displays_it_under_its_file_name(tmp_path, monkeypa
     assert "tables/my_table.csv" in shown[0].data and shown[1] is df
     run.table("quiet", df, show=False)
     assert len(shown) == 2
+
+
+@pytest.mark.parametrize("how", ["interrupt", "fail"])
+def test_an_unfinished_rerun_leaves_the_earlier_run_in_place(book, monkeypatch, capsys, how):
+    import papermill as pm
+
+    out = runner.execute("01", "smoke", {"seed": 3}, progress=False)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def broken(src, dst, **kw):  # the kernel wrote part of a run, then died
+        (out / "manifest.json").write_text(json.dumps({"chapter": "01_toy", "status": "running"}))
+        (out / "half.pt").write_bytes(b"x")
+        if how == "interrupt":
+            raise KeyboardInterrupt
+        raise pm.PapermillExecutionError(0, 1, "x", "ValueError", "steps must be >= 1", [])
+
+    monkeypatch.setattr(pm, "execute_notebook", broken)
+    with pytest.raises(KeyboardInterrupt if how == "interrupt" else pm.PapermillExecutionError):
+        runner.execute("01", "smoke", {"seed": 3}, progress=False)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before  # every file of the earlier run, byte for byte, nothing of the new one
+    status = "interrupted" if how == "interrupt" else "failed"
+    failed, = (book / "results" / "_archive" / "smoke" / "01_toy").glob(f"*-{status}")
+    assert (failed / "half.pt").exists() and json.loads((failed / "manifest.json").read_text())["status"] == status
+    assert f"the earlier run is back in {out}" in capsys.readouterr().err
+    assert not list(out.parent.glob(".01_toy.earlier-*"))
+
+
+def test_force_archives_only_a_run_and_never_nests(book, tmp_path):
+    mine = tmp_path / "my_folder"
+    mine.mkdir()
+    (mine / "labels.csv").write_text("keep me")
+    with pytest.raises(runner.RunExistsError, match="not a dfnb run"):
+        runner.execute("01", "smoke", {}, out_dir=mine, force=True, progress=False)
+    assert (mine / "labels.csv").read_text() == "keep me"
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(runner.RunExistsError, match="is a file"):
+        runner.execute("01", "smoke", {}, out_dir=tmp_path / "a_file", progress=False)
+    out = runner.execute("01", "smoke", {"seed": 1}, progress=False)
+    a = runner.archive(out)
+    out2 = runner.execute("01", "smoke", {"seed": 2}, progress=False)
+    b = runner.archive(out2)
+    assert a != b and a.parent == b.parent and not (a / b.name).exists()
+    assert json.loads((b / "params.json").read_text())["seed"] == 2

@@ -76,9 +76,26 @@ def heat_overlay(rgb: np.ndarray, heat: np.ndarray, opacity: float = 0.5) -> np.
     return np.uint8(np.round((1 - opacity) * rgb.astype(np.float32) + opacity * colour.astype(np.float32)))
 
 
-def _overlay_name(path: Path, root: Path | None, kind: str) -> str:
-    rel = path.relative_to(root) if root is not None else Path(path.name)
-    return "__".join(rel.parts) + f"_{kind}.png"
+def _overlay_names(paths: list[Path], root: Path | None) -> dict[Path, Path]:
+    """Each image's overlay stem, relative to ``--out``: the image's own path below ``root`` (folders
+    kept, so ``sub/x.png`` and ``sub__x.png`` cannot meet) without its extension; the extension is kept
+    only where two images would otherwise share a stem (``x.png``, ``x.jpg``).  Distinct paths always
+    get distinct names."""
+    rel = {p: p.relative_to(root) if root is not None else Path(p.name) for p in paths}
+    stems: dict[Path, list[Path]] = {}
+    for p, r in rel.items():
+        stems.setdefault(r.with_suffix(""), []).append(p)
+    names = {}
+    for stem, ps in stems.items():
+        for p in ps:
+            names[p] = stem if len(ps) == 1 else rel[p].with_name(rel[p].name.replace(".", "_"))
+    if len(set(names.values())) != len(names):  # e.g. x.png beside a file literally named x_png
+        names = {p: r.with_name(r.name + f"-{i}") for i, (p, r) in enumerate(rel.items())}
+    return names
+
+
+def _overlay_path(out: Path, stem: Path, kind: str) -> Path:
+    return out / stem.with_name(f"{stem.name}_{kind}.png")
 
 
 def predict(paths: Iterable[str | os.PathLike], model: nn.Module, *, device: str = "cpu", size: int | None = None,
@@ -90,11 +107,11 @@ def predict(paths: Iterable[str | os.PathLike], model: nn.Module, *, device: str
         paths: image files (read with OpenCV).
         model: a dfnb model (method contract); put in eval mode.
         size: side the image is resized to before the model (default ``model.input_size`` or 224).
-        out_dir: where overlays go (``<name>_mask.png`` from ``mask_logit`` if the model has a
-            mask head, else ``<name>_cam.png`` from Grad-CAM); None writes none.
+        out_dir: where overlays go (``<stem>_mask.png`` from ``mask_logit`` if the model has a
+            mask head, else ``<stem>_cam.png`` from Grad-CAM; ``x.png`` -> ``x_mask.png``); None writes none.
         overwrite: allow replacing existing overlay files (else ``FileExistsError`` before any work).
         skip_unreadable: record unreadable files (``p_fake`` None, ``error`` set) instead of raising.
-        root: directory the overlay names are made relative to (subfolders joined with ``__``).
+        root: directory the overlay names are made relative to (its subfolders are kept below ``out_dir``).
 
     Returns:
         one dict per path: ``path``, ``p_fake`` (float or None), ``overlay`` (str or None),
@@ -114,9 +131,10 @@ def predict(paths: Iterable[str | os.PathLike], model: nn.Module, *, device: str
     cam = None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        names = _overlay_names(paths, root)
         if not overwrite:
-            clash = [out / _overlay_name(p, root, k) for p in paths for k in ("mask", "cam")
-                     if (out / _overlay_name(p, root, k)).exists()]
+            clash = [_overlay_path(out, names[p], k) for p in paths for k in ("mask", "cam")
+                     if _overlay_path(out, names[p], k).exists()]
             if clash:
                 raise FileExistsError(f"{len(clash)} overlay(s) already exist, e.g. {clash[0]}; pass --overwrite "
                                       "(overwrite=True) or choose another --out")
@@ -147,7 +165,8 @@ def predict(paths: Iterable[str | os.PathLike], model: nn.Module, *, device: str
 
                     cam = GradCAM(model, getattr(model, "cam_layer", None))
                 kind, heat = "cam", cam(x)[0].detach().cpu().numpy()
-            overlay_path = out / _overlay_name(path, root, kind)
+            overlay_path = _overlay_path(out, names[path], kind)
+            overlay_path.parent.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(overlay_path), cv2.cvtColor(heat_overlay(rgb, heat), cv2.COLOR_RGB2BGR)):
                 raise OSError(f"could not write {overlay_path}")
         results.append({"path": str(path), "p_fake": p_fake, "overlay": None if overlay_path is None else str(overlay_path),

@@ -360,6 +360,9 @@ def check_no_overwrite(out_dir: Path, chapter: str, params: dict[str, Any], code
     old_code = old.get("code", {})
     if (old_code.get("sha"), old_code.get("diff_sha256")) != (code.get("sha"), code.get("diff_sha256")):
         reasons.append(f"code {old_code.get('sha')}/{old_code.get('diff_sha256')} -> {code.get('sha')}/{code.get('diff_sha256')}")
+    if not reasons and old.get("status") != "finished":
+        print(f"dfnb run: the earlier run in {out_dir} did not finish (status {old.get('status')!r}); "
+              "replacing it", file=sys.stderr)
     if reasons:
         raise RunExistsError(
             f"{out_dir} holds a different run ({'; '.join(reasons)}). "
@@ -367,15 +370,36 @@ def check_no_overwrite(out_dir: Path, chapter: str, params: dict[str, Any], code
         )
 
 
+def _archive_dest(out_dir: Path, suffix: str = "") -> Path:
+    """A fresh ``results/_archive/<profile>/<chapter>/<time><suffix>`` path (never an existing one)."""
+    stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    base = repo_root() / "results" / "_archive" / out_dir.parent.name / out_dir.name
+    dest, n = base / f"{stamp}{suffix}", 1
+    while dest.exists():  # two archives in the same second sit side by side, never nested
+        n += 1
+        dest = base / f"{stamp}-{n}{suffix}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return dest
+
+
 def archive(out_dir: Path) -> Path | None:
-    """Move an existing run to ``results/_archive/<profile>/<chapter>/<time>/``; return where."""
+    """Move an earlier run (a folder holding a dfnb ``manifest.json``) to
+    ``results/_archive/<profile>/<chapter>/<time>/``; return where.  Anything else at ``out_dir`` (a
+    user's folder, a plain file) is a :class:`RunExistsError`: only a run is ever moved."""
     if not out_dir.exists():
         return None
-    stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-    dest = repo_root() / "results" / "_archive" / out_dir.parent.name / out_dir.name / stamp
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not out_dir.is_dir() or not _is_run(out_dir):
+        raise RunExistsError(f"{out_dir} is not a dfnb run (no readable manifest.json); refusing to move it")
+    dest = _archive_dest(out_dir)
     shutil.move(str(out_dir), dest)
     return dest
+
+
+def _is_run(folder: Path) -> bool:
+    try:
+        return "chapter" in json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
 
 
 # ---------------------------------------------------------------- inside the kernel
@@ -587,12 +611,18 @@ def execute(
     name = nb_path.stem
     params = resolve_params(nb_path, profile, overrides)
     out = Path(out_dir) if out_dir else result_dir(name, profile)
+    if out.exists() and not out.is_dir():
+        raise RunExistsError(f"--out {out} is a file, not a folder")
+    earlier = None  # the earlier run, set aside until this one has succeeded
     if force:
         moved = archive(out) if out.exists() else None
         if moved:
             print(f"dfnb run: moved the earlier run to {moved}", file=sys.stderr)
     else:
         check_no_overwrite(out, name, params)
+        if out.exists() and any(out.iterdir()):
+            earlier = out.with_name(f".{out.name}.earlier-{os.getpid()}")
+            out.rename(earlier)
     out.mkdir(parents=True, exist_ok=True)
     if "results_dir" in read_parameters(nb_path):
         params["results_dir"] = rel_path(out)  # the kernel runs in the repo root; no machine path on the page
@@ -606,6 +636,9 @@ def execute(
         )
     except pm.PapermillExecutionError as e:
         error = e
+    except BaseException as e:  # SIGINT, a dead kernel (OOM): record it, put the earlier run back
+        _close_failed(out, earlier, f"{type(e).__name__}: {e}", "interrupted")
+        raise
     if executed.exists():
         strip_progress(executed)
     mpath = out / "manifest.json"
@@ -623,8 +656,32 @@ def execute(
         manifest["status"] = "failed"
     _write_json(mpath, manifest)
     if error is not None:
+        _close_failed(out, earlier, manifest["runner"]["error"], "failed")
         raise error
+    if earlier is not None:
+        shutil.rmtree(earlier)  # the same run, replaced by this one now that it has succeeded
     return out
+
+
+def _close_failed(out: Path, earlier: Path | None, why: str, status: str) -> None:
+    """A run that did not finish: mark its manifest, move it to the archive if an earlier run was set
+    aside (which goes back to ``out``), and say where everything is in one line."""
+    mpath = out / "manifest.json"
+    try:
+        manifest = json.loads(mpath.read_text()) if mpath.exists() else {}
+        if manifest.get("status") != "finished":
+            manifest.update(status=status, error=why)
+            _write_json(mpath, manifest)
+    except (OSError, ValueError):
+        pass
+    if earlier is None:
+        print(f"dfnb run: the run in {out} {status} ({why})", file=sys.stderr)
+        return
+    dest = _archive_dest(out, f"-{status}")
+    shutil.move(str(out), dest)
+    earlier.rename(out)
+    print(f"dfnb run: {status} ({why}); the earlier run is back in {out}, this one is in {dest}",
+          file=sys.stderr)
 
 
 def add_parser(sub) -> None:
