@@ -164,6 +164,28 @@ def test_cli_synth(tmp_path, capsys):
     assert main(["data", "list"]) == 0
 
 
+def test_cli_synth_never_replaces_what_it_did_not_write(tmp_path, capsys):
+    from dfnb.cli import main
+
+    args = ["data", "synth", "--out", str(tmp_path / "U"), "--name", "ffpp-syn", "--n", "3", "--size", "32",
+            "--frames", "1", "--methods", "real"]
+    (tmp_path / "U" / "test").mkdir(parents=True)
+    (tmp_path / "U" / "test" / "labels.csv").write_text("the user's own file")
+    for extra in ([], ["--overwrite"]):  # checked before any split is written, with or without --overwrite
+        assert main(args + extra) == 2
+        assert "not written by dfnb" in capsys.readouterr().err
+        assert sorted(p.name for p in (tmp_path / "U").iterdir()) == ["test"]
+    assert (tmp_path / "U" / "test" / "labels.csv").read_text() == "the user's own file"
+    (tmp_path / "U" / "test" / "labels.csv").unlink()
+    (tmp_path / "U" / "test").rmdir()
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 2 and "pass --overwrite" in capsys.readouterr().err
+    assert main(args + ["--overwrite"]) == 0
+    (tmp_path / "f").write_text("x")
+    assert main(args[:3] + [str(tmp_path / "f")] + args[4:]) == 2 and "is a file" in capsys.readouterr().err
+
+
 def test_overwrite_replaces_and_stale_partial_cache_is_regenerated(tmp_path):
     d = tmp_path / "s"
     kw = dict(progress=False, methods=["real"], size=48, n_videos=1, frames_per_video=1)

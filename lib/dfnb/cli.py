@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ParameterError, RunExistsError, FileNotFoundError) as e:
+    except (ParameterError, RunExistsError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
         print(f"dfnb {args.command}: error: {e}", file=sys.stderr)
         return 2
 

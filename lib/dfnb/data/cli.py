@@ -67,8 +67,21 @@ def _synth(args) -> int:
 
     methods = args.methods.split(",") if args.methods else None
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a folder")
+    sizes = _split_sizes(args.n, args.split)
+    # every split folder is checked before any is written: nothing is half-done, and --overwrite
+    # replaces only folders that dfnb wrote (they hold its meta.json), never a user's own
+    there = [out / s for s in sizes if (out / s).exists()]
+    foreign = [d for d in there if not (d / "meta.json").is_file()]
+    if foreign:
+        raise FileExistsError(f"{', '.join(map(str, foreign))} exist(s) and were not written by "
+                         "dfnb (no meta.json); refusing to replace them, even with --overwrite")
+    if there and not args.overwrite:
+        raise FileExistsError(f"{', '.join(map(str, there))} exist(s); pass --overwrite to replace "
+                         "them, or choose another --out")
     total = {}
-    for split, n in _split_sizes(args.n, args.split).items():
+    for split, n in sizes.items():
         meta = write_split(out / split, args.name, split, size=args.size, n_videos=n, frames_per_video=args.frames,
                            quality=args.quality, seed=args.seed, methods=methods, progress=True,
                            overwrite=args.overwrite, workers=args.workers)
