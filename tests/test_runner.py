@@ -1,5 +1,6 @@
 """The chapter runner: parameter validation, the manifest, and the no-overwrite rule."""
 import json
+import re
 import subprocess
 import sys
 
@@ -241,3 +242,48 @@ def test_force_archives_only_a_run_and_never_nests(book, tmp_path):
     b = runner.archive(out2)
     assert a != b and a.parent == b.parent and not (a / b.name).exists()
     assert json.loads((b / "params.json").read_text())["seed"] == 2
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"n_videos": 0}, "'n_videos' must be >= 1, got 0"),
+    ({"lr": float("nan")}, "'lr' must be a finite number"),
+])
+def test_counts_out_of_range_are_one_line_errors(book, override, message):
+    with pytest.raises(runner.ParameterError, match=re.escape(message)):
+        runner.execute("01", "smoke", override, progress=False)
+
+
+def test_check_range_and_device():
+    runner.check_range("ablation_epochs", 2)
+    with pytest.raises(runner.ParameterError, match="'ablation_epochs' must be >= 1"):
+        runner.check_range("ablation_epochs", 0)
+    with pytest.raises(runner.ParameterError, match="'size' must be >= 8, got 0"):
+        runner.check_range("size", 0)
+    runner.check_device("cpu")
+    with pytest.raises(runner.ParameterError, match="unknown device 'gpu'"):
+        runner.check_device("gpu")
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(runner.ParameterError, match="no CUDA GPU"):
+            runner.check_device("cuda")
+
+
+def test_output_folder_is_given_once_and_resolved_where_the_user_is(book, tmp_path, monkeypatch):
+    with pytest.raises(runner.ParameterError, match="not as -p results_dir"):
+        runner.execute("01", "smoke", {"results_dir": "x"}, progress=False)
+    with pytest.raises(runner.ParameterError, match="--out is empty"):
+        runner.execute("01", "smoke", {}, out_dir="", progress=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    out = runner.execute("01", "smoke", {}, out_dir="mine", progress=False)
+    assert out == elsewhere / "mine" and (out / "metrics.json").exists() and (out / "01_toy.ipynb").exists()
+    assert not (book / "mine").exists()
+
+
+def test_corrupt_manifest_is_named(book):
+    out = runner.execute("01", "smoke", {}, progress=False)
+    (out / "manifest.json").write_text("{not json")
+    with pytest.raises(runner.RunExistsError, match="manifest.json is not valid JSON"):
+        runner.execute("01", "smoke", {}, progress=False)

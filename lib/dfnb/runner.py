@@ -225,7 +225,49 @@ def validate(specs: dict[str, ParamSpec], overrides: dict[str, Any]) -> dict[str
                     + (f" ({spec.help})" if spec.help else "")
                 )
         params[key] = value
+    for key, value in params.items():
+        check_range(key, value)
     return params
+
+
+# parameters whose name says what they count: each must be >= its minimum, whatever the chapter
+_AT_LEAST = {"n_videos": 1, "frames_per_video": 1, "size": 8, "steps": 1, "batch_size": 1, "epochs": 1,
+             "n_seeds": 1, "calib_seeds": 1, "calib_videos": 1, "calib_epochs": 1, "calib_size": 8,
+             "min_test_faces": 1, "threads": 1}
+_RANGE_SUFFIXES = ("_epochs", "_steps", "_videos", "_batch_size", "_seeds")
+
+
+def check_range(key: str, value: Any) -> None:
+    """A :class:`ParameterError` (one line) for a count below its minimum (``epochs=0``, ``size=-1``,
+    ``ablation_epochs=0``), a non-finite float, or a device that cannot run here (``device="gpu"``,
+    ``cuda`` without a GPU)."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParameterError(f"parameter {key!r} must be a finite number, got {value!r}")
+    low = _AT_LEAST.get(key, 1 if key.endswith(_RANGE_SUFFIXES) else None)
+    if low is not None and isinstance(value, int) and not isinstance(value, bool) and value < low:
+        raise ParameterError(f"parameter {key!r} must be >= {low}, got {value}")
+    if key == "device" and isinstance(value, str):
+        check_device(value)
+
+
+def check_device(device: str) -> None:
+    """``cpu``, ``cuda`` or ``cuda:N`` that this machine has; anything else is a :class:`ParameterError`."""
+    import re as _re
+
+    if device == "cpu":
+        return
+    m = _re.fullmatch(r"cuda(?::(\d+))?", device)
+    if m is None:
+        raise ParameterError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
+    import torch
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n == 0:
+        raise ParameterError(f"device {device!r} requested but this machine has no CUDA GPU; use device=cpu")
+    if m.group(1) is not None and int(m.group(1)) >= n:
+        raise ParameterError(f"device {device!r} requested but this machine has {n} GPU(s)")
 
 
 def load_profiles(path: Path | None = None) -> dict[str, dict[str, dict[str, Any]]]:
@@ -345,7 +387,11 @@ def check_no_overwrite(out_dir: Path, chapter: str, params: dict[str, Any], code
     mpath = out_dir / "manifest.json"
     if not mpath.exists():
         raise RunExistsError(f"{out_dir} is not empty and holds no manifest.json; refusing to write a run there")
-    old = json.loads(mpath.read_text())
+    try:
+        old = json.loads(mpath.read_text())
+    except ValueError as e:
+        raise RunExistsError(f"{mpath} is not valid JSON ({e}); move it away or pass --force to archive the run"
+                             ) from None
     code = code or code_state()
     reasons = []
     if old.get("chapter") != chapter:
@@ -609,8 +655,12 @@ def execute(
 
     nb_path = find_chapter(chapter)
     name = nb_path.stem
+    if "results_dir" in (overrides or {}):
+        raise ParameterError("pass the output folder as --out (out_dir=), not as -p results_dir=")
+    if out_dir is not None and not str(out_dir).strip():
+        raise ParameterError("--out is empty; leave it out for results/<profile>/<chapter>, or name a folder")
     params = resolve_params(nb_path, profile, overrides)
-    out = Path(out_dir) if out_dir else result_dir(name, profile)
+    out = Path(out_dir).resolve() if out_dir else result_dir(name, profile)  # relative to where you are
     if out.exists() and not out.is_dir():
         raise RunExistsError(f"--out {out} is a file, not a folder")
     earlier = None  # the earlier run, set aside until this one has succeeded
