@@ -232,3 +232,19 @@ def test_load_split_synthetic_by_default_real_when_a_root_is_given(ffpp, tmp_pat
         load_split("ffpp-syn", "test", root=ffpp)
     with pytest.raises(ValueError, match="quality"):
         load_split("ffpp-syn", "test", real="ffpp", root=ffpp, quality="c23")
+
+
+def test_changed_videos_under_the_same_root_are_read_again(tmp_path):
+    root = tmp_path / "ffpp"
+    orig = root / "original_sequences/youtube/c23/videos"
+    _write_video(orig / "000.avi", _face_frames())
+    (root / "manipulated_sequences/Deepfakes/c23/videos").mkdir(parents=True)
+    (root / "splits").mkdir()
+    (root / "splits/test.json").write_text(json.dumps([["000", "001"]]))
+    kw = dict(split="test", frames_per_video=2, size=48, methods=["real"], cache=tmp_path / "c", progress=False)
+    a = load_real("ffpp", root, **kw)
+    assert load_real("ffpp", root, **kw).root == a.root  # unchanged: the cached crops
+    _write_video(orig / "000.avi", [(f * 0.6).astype(np.uint8) for f in _face_frames()])  # same name, darker
+    b = load_real("ffpp", root, **kw)
+    assert b.root != a.root
+    assert np.abs(b[0]["image"].numpy() - a[0]["image"].numpy()).mean() > 0.05

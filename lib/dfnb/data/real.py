@@ -75,6 +75,22 @@ class Item:
     mask: str | None = None
 
 
+def _file_stamps(items) -> str:
+    """SHA-256 over every item's video (or frame folder) and mask: path, size and modification time (ns),
+    so that changed videos under the same root give a new cache entry, never the old crops."""
+    h = hashlib.sha256()
+    for it in items:
+        for f in (it.path, it.mask):
+            if f is None:
+                continue
+            p = Path(f)
+            files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+            for q in files:
+                st = q.stat()
+                h.update(f"{q}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()
+
+
 def _layout_error(name: str, root: Path, what: str) -> FileNotFoundError:
     doc = __doc__.split("Expected layouts")[1]
     block = [ln for ln in doc.splitlines() if ln.strip().startswith(f"- ``{name}``")]
@@ -405,7 +421,8 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
         margin = 1.0  # pre-aligned faces: the whole frame is the crop
     key = hashlib.sha256(json.dumps(dict(name=name, root=str(Path(root).resolve()), split=split, f=frames_per_video,
                                          size=size, margin=margin, det=det_name, q=quality, m=methods, mv=max_videos,
-                                         n=len(items), v=DATA_VERSION), sort_keys=True).encode()).hexdigest()[:16]
+                                         n=len(items), v=DATA_VERSION, files=_file_stamps(items)),
+                                    sort_keys=True).encode()).hexdigest()[:16]
     default = os.environ.get("DFNB_REAL_CACHE", repo_root() / "results" / "_cache" / "real")
     base = Path(cache) if cache is not None else Path(default)
     out = base / name / f"{split}-{key}"
