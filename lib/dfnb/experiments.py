@@ -392,9 +392,11 @@ class Experiment:
     cached: bool
     train_seconds: float
 
-    def export(self, path) -> Path:
+    def export(self, path, input_size: int | None = None) -> Path:
         """Write the trained model as a ``dfnb`` checkpoint (``dfnb predict --checkpoint``, the viewers,
-        ``dfnb.engine.load_model``) to ``path``; refuses to overwrite an existing file.  Returns the path."""
+        ``dfnb.engine.load_model``) to ``path``; refuses to overwrite an existing file.  Returns the path.
+        ``input_size``: the face side it was trained at, recorded so that ``dfnb predict`` crops faces
+        to it."""
         from dfnb.engine import save_checkpoint
 
         path = Path(path)
@@ -405,7 +407,7 @@ class Experiment:
                                history=self.history.epochs, rng={},
                                best={"epoch": self.history.best_epoch, "metric": self.history.best_metric,
                                      "select_metric": self.history.select_metric},
-                               extra={"experiment": self.name, "key": self.key})
+                               extra={"experiment": self.name, "key": self.key, "input_size": input_size})
 
     def state_dict_sha256(self) -> str:
         """SHA-256 over the model's state dict (names, dtypes, shapes, bytes)."""

@@ -3,9 +3,11 @@
 Command line::
 
     dfnb predict IMAGE_OR_DIR --checkpoint ckpt/best.pt [--method NAME] [--out DIR]
-                 [--device cpu|cuda] [--size N] [--no-overlay] [--overwrite]
+                 [--device cpu|cuda] [--size N] [--whole-image] [--no-overlay] [--overwrite]
 
-prints one line per image, ``PATH  P(fake)=0.8731  overlay=OUT/...png``, and
+detects the face and crops it as the training faces were cropped (1.3 x the face box, at the
+checkpoint's training size), prints one line per image,
+``PATH  P(fake)=0.8731  face=x,y,w,h (detector)  overlay=OUT/...png``, and
 writes a PNG overlay: the predicted manipulation mask (``sigmoid(mask_logit)``)
 when the model has a mask head, else a Grad-CAM of the fake logit
 (``dfnb.cam.GradCAM`` at ``model.cam_layer``), colour-mapped over the image.
@@ -33,6 +35,8 @@ from torch import nn
 __all__ = ["predict", "read_image", "list_images", "heat_overlay", "add_parser", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+MIN_SIDE = 16  # px: anything smaller holds no face to score
+MARGIN = 1.3  # crop side / face box side, as the real-data loader crops training faces
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -42,9 +46,16 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
+    head_tail = path.read_bytes()
+    if head_tail[:2] == b"\xff\xd8" and b"\xff\xd9" not in head_tail[-1024:]:
+        raise ValueError(f"cannot read image {path}: the JPEG is truncated (no end-of-image marker)")
+    if head_tail[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in head_tail[-64:]:
+        raise ValueError(f"cannot read image {path}: the PNG is truncated (no IEND chunk)")
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
         raise ValueError(f"cannot read image {path}: OpenCV could not decode it (corrupt or not an image)")
+    if min(img.shape[:2]) < MIN_SIDE:
+        raise ValueError(f"image {path} is {img.shape[1]}x{img.shape[0]} px, below {MIN_SIDE} px a side")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -100,13 +111,18 @@ def _overlay_path(out: Path, stem: Path, kind: str) -> Path:
 
 def predict(paths: Iterable[str | os.PathLike], model: nn.Module, *, device: str = "cpu", size: int | None = None,
             out_dir: str | os.PathLike | None = None, overwrite: bool = False, skip_unreadable: bool = False,
-            root: str | os.PathLike | None = None) -> list[dict]:
+            root: str | os.PathLike | None = None, face: str = "auto") -> list[dict]:
     """P(fake) and (optionally) an overlay PNG for each image file.
 
     Args:
         paths: image files (read with OpenCV).
         model: a dfnb model (method contract); put in eval mode.
-        size: side the image is resized to before the model (default ``model.input_size`` or 224).
+        size: side of the model's input (default ``model.input_size`` or 224; the CLI takes the
+            checkpoint's training size where it records one).
+        face: ``"auto"``: detect the face (``dfnb.data.landmarks.get_detector("auto")``, the detector
+            the real-data loader uses), keep the highest-scoring box and crop a square of
+            :data:`MARGIN` x the box, as training faces are cropped; an image with no face is
+            recorded (``error``), not scored.  ``"none"``: the whole image, squashed to ``size``.
         out_dir: where overlays go (``<stem>_mask.png`` from ``mask_logit`` if the model has a
             mask head, else ``<stem>_cam.png`` from Grad-CAM; ``x.png`` -> ``x_mask.png``); None writes none.
         overwrite: allow replacing existing overlay files (else ``FileExistsError`` before any work).
@@ -115,16 +131,24 @@ def predict(paths: Iterable[str | os.PathLike], model: nn.Module, *, device: str
 
     Returns:
         one dict per path: ``path``, ``p_fake`` (float or None), ``overlay`` (str or None),
-        ``kind`` ("mask" | "cam" | None), ``error`` (str or None).
+        ``kind`` ("mask" | "cam" | None), ``face_box`` ((x, y, w, h) in the image, or None for
+        ``face="none"``), ``detector``, ``error`` (str or None).
     """
     from dfnb.engine.distributed import resolve_device
 
     device = resolve_device(device)
     paths = [Path(p) for p in paths]
     root = Path(root) if root is not None else None
-    size = int(size or getattr(model, "input_size", None) or 224)
-    if size < 8:
+    if size is not None and int(size) < 8:
         raise ValueError(f"size must be >= 8, got {size}")
+    size = int(size or getattr(model, "input_size", None) or 224)
+    if face not in ("auto", "none"):
+        raise ValueError(f"face must be 'auto' or 'none', got {face!r}")
+    detect = None
+    if face == "auto":
+        from dfnb.data.landmarks import get_detector
+
+        detect = get_detector("auto")
     model = model.to(device).eval()
     out = Path(out_dir) if out_dir is not None else None
     has_mask = None
@@ -147,9 +171,25 @@ def predict(paths: Iterable[str | os.PathLike], model: nn.Module, *, device: str
         except (ValueError, FileNotFoundError) as e:
             if not skip_unreadable:
                 raise
-            results.append({"path": str(path), "p_fake": None, "overlay": None, "kind": None, "error": str(e)})
+            results.append({"path": str(path), "p_fake": None, "overlay": None, "kind": None, "face_box": None,
+                            "detector": None, "error": str(e)})
             continue
-        x = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+        box, M = None, None
+        if detect is not None:
+            from dfnb.data.real import crop_matrix
+
+            boxes = detect(rgb)
+            if not boxes:
+                results.append({"path": str(path), "p_fake": None, "overlay": None, "kind": None,
+                                "face_box": None, "detector": detect.__name__,
+                                "error": f"no face found in {path} ({detect.__name__}); pass face='none' "
+                                         "(--whole-image) to score the whole image"})
+                continue
+            box = tuple(float(v) for v in max(boxes, key=lambda b: b[4])[:4])
+            M = crop_matrix(box, size, MARGIN)
+            x = cv2.warpAffine(rgb, M, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+        else:
+            x = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
         x = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))).float().div_(255)[None].to(device)
         with torch.no_grad():
             o = model(x)
@@ -165,12 +205,16 @@ def predict(paths: Iterable[str | os.PathLike], model: nn.Module, *, device: str
 
                     cam = GradCAM(model, getattr(model, "cam_layer", None))
                 kind, heat = "cam", cam(x)[0].detach().cpu().numpy()
+            if M is not None:  # the crop's map back onto the whole image (zero outside the crop)
+                heat = cv2.warpAffine(np.float32(heat), cv2.invertAffineTransform(M), rgb.shape[1::-1],
+                                      flags=cv2.INTER_LINEAR, borderValue=0)
             overlay_path = _overlay_path(out, names[path], kind)
             overlay_path.parent.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(overlay_path), cv2.cvtColor(heat_overlay(rgb, heat), cv2.COLOR_RGB2BGR)):
                 raise OSError(f"could not write {overlay_path}")
         results.append({"path": str(path), "p_fake": p_fake, "overlay": None if overlay_path is None else str(overlay_path),
-                        "kind": kind, "error": None})
+                        "kind": kind, "face_box": box, "detector": None if detect is None else detect.__name__,
+                        "error": None})
     return results
 
 
@@ -180,10 +224,12 @@ def _main(args: argparse.Namespace) -> int:
     try:
         files = list_images(args.input)
         model = load_model(args.checkpoint, method=args.method, device=args.device)
+        size = args.size if args.size is not None else checkpoint_input_size(args.checkpoint)
         is_dir = Path(args.input).is_dir()
-        res = predict(files, model, device=args.device, size=args.size,
+        res = predict(files, model, device=args.device, size=size,
                       out_dir=None if args.no_overlay else args.out, overwrite=args.overwrite,
-                      skip_unreadable=is_dir, root=args.input if is_dir else None)
+                      skip_unreadable=is_dir, root=args.input if is_dir else None,
+                      face="none" if args.whole_image else "auto")
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, KeyError) as e:
         print(f"dfnb predict: error: {e}", file=sys.stderr)
         return 2
@@ -191,13 +237,23 @@ def _main(args: argparse.Namespace) -> int:
     for r in res:
         if r["error"] is None:
             line = f"{r['path']}  P(fake)={r['p_fake']:.4f}"
+            if r["face_box"] is not None:
+                line += "  face=" + ",".join(f"{v:.0f}" for v in r["face_box"]) + f" ({r['detector']})"
             print(line + (f"  overlay={r['overlay']}" if r["overlay"] else ""))
     if skipped:
-        print(f"dfnb predict: skipped {len(skipped)} of {len(res)} file(s) that could not be read:", file=sys.stderr)
+        print(f"dfnb predict: skipped {len(skipped)} of {len(res)} file(s) that could not be read or hold no face:",
+              file=sys.stderr)
         for r in skipped:
             print(f"  {r['error']}", file=sys.stderr)
         return 1
     return 0
+
+
+def checkpoint_input_size(path) -> int | None:
+    """The face size a checkpoint was trained at, where its exporter recorded it (``extra.input_size``)."""
+    from dfnb.engine.checkpoint import read_checkpoint
+
+    return (read_checkpoint(path).get("extra") or {}).get("input_size")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -210,7 +266,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--method", default=None, help="model name; checked against the checkpoint's architecture")
     p.add_argument("--out", default="predictions", help="folder for the overlay PNGs (default: ./predictions)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--size", type=int, default=None, help="input side for the model (default: the model's)")
+    p.add_argument("--size", type=int, default=None,
+                   help="input side for the model (default: the checkpoint's training size, else the model's)")
+    p.add_argument("--whole-image", action="store_true",
+                   help="score the whole image, squashed to --size, instead of the detected face crop")
     p.add_argument("--no-overlay", action="store_true", help="only print probabilities")
     p.add_argument("--overwrite", action="store_true", help="replace existing overlay PNGs")
     p.set_defaults(func=_main)
