@@ -287,3 +287,20 @@ def test_corrupt_manifest_is_named(book):
     (out / "manifest.json").write_text("{not json")
     with pytest.raises(runner.RunExistsError, match="manifest.json is not valid JSON"):
         runner.execute("01", "smoke", {}, progress=False)
+
+
+def test_plain_papermill_and_dfnb_run_give_the_same_params(book):
+    """profiles.yml sets n_videos: 1 for smoke; plain papermill with -p profile smoke must apply it too."""
+    r = subprocess.run([sys.executable, "-m", "papermill", str(book / "chapters/01_toy.ipynb"), str(book / "o.ipynb"),
+                        "-p", "profile", "smoke", "-p", "seed", "5", "-p", "results_dir", str(book / "results/pm")],
+                       capture_output=True, text=True, cwd=book)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = runner.execute("01", "smoke", {"seed": 5}, progress=False)
+    pm_params = json.loads((book / "results/pm/params.json").read_text())
+    run_params = json.loads((out / "params.json").read_text())
+    pm_params.pop("results_dir", None), run_params.pop("results_dir", None)
+    assert pm_params == run_params and pm_params["n_videos"] == 1
+    metrics = json.loads((book / "results/pm/metrics.json").read_text())
+    assert [m["value"] for m in metrics if m["name"] == "lr_times_n"] == [pytest.approx(0.001)]  # the cell saw 1
+    with pytest.raises(runner.ParameterError, match="contradicts --profile smoke"):
+        runner.execute("01", "smoke", {"profile": "paper"}, progress=False)

@@ -290,6 +290,9 @@ def resolve_params(notebook: Path, profile: str, overrides: dict[str, Any] | Non
     if profile not in PROFILES:
         raise ParameterError(f"unknown profile {profile!r}; choose one of {PROFILES}")
     specs = read_parameters(notebook)
+    if "profile" in (overrides or {}) and overrides["profile"] != profile:
+        raise ParameterError(f"-p profile={overrides['profile']} contradicts --profile {profile}; pass the "
+                             "profile once, as --profile")
     prof = (load_profiles().get(notebook.stem) or {}).get(profile) or {}
     merged = {**prof, **(overrides or {})}
     if "profile" in specs:
@@ -550,11 +553,12 @@ class Run:
                 + (f", {done:.0f} s, peak {self.manifest['peak_rss_mb']:.0f} MB" if done is not None else "") + ")")
 
 
-def check_injected_parameters(chapter: str) -> None:
+def check_injected_parameters(chapter: str) -> dict[str, Any] | None:
     """Inside a kernel, validate the cells papermill injected (source starting ``# Parameters``).
 
     Plain ``papermill -p sede 1`` only warns about an unknown name and injects any type; here both are a
-    :class:`ParameterError`, as with ``dfnb run``.  Outside IPython this does nothing.
+    :class:`ParameterError`, as with ``dfnb run``.  Returns the injected ``{name: value}``, or None
+    outside IPython / when nothing was injected.
     """
     try:
         from IPython import get_ipython
@@ -562,13 +566,32 @@ def check_injected_parameters(chapter: str) -> None:
         return
     ip = get_ipython()
     if ip is None:
-        return
+        return None
     injected = [src for src in ip.user_ns.get("In", []) if src.lstrip().startswith("# Parameters")]
     if not injected:
-        return
+        return None
     names = [t.id for src in injected for node in ast.parse(src).body if isinstance(node, ast.Assign)
              for t in node.targets if isinstance(t, ast.Name)]
     validate(read_parameters(find_chapter(chapter)), {k: ip.user_ns[k] for k in names})
+    return {k: ip.user_ns[k] for k in names}
+
+
+def _apply_profile(chapter: str, params: dict[str, Any], injected: dict[str, Any]) -> dict[str, Any]:
+    """Under plain papermill, the values ``dfnb run`` would use: notebook defaults <- the profile's
+    ``profiles.yml`` entry <- the injected ``-p`` values.  Parameters the profile sets and ``-p`` did not
+    are written into the kernel's namespace (the chapter's later cells read them), so that ``papermill
+    -p profile smoke`` and ``dfnb run --profile smoke`` run the same thing."""
+    from IPython import get_ipython
+
+    nb = find_chapter(chapter)
+    profile = injected.get("profile", params.get("profile", "default"))
+    want = resolve_params(nb, profile, {k: v for k, v in injected.items() if k not in ("profile", "results_dir")})
+    ns = get_ipython().user_ns
+    out = dict(params)
+    for k, v in want.items():
+        if k in out and k not in injected and out[k] != v:
+            ns[k] = out[k] = v
+    return out
 
 
 def start(chapter: str, *, results_dir: str | None = None, **params: Any) -> Run:
@@ -578,7 +601,9 @@ def start(chapter: str, *, results_dir: str | None = None, **params: Any) -> Run
     ``results_dir=None`` means ``results/<profile>/<chapter>``.  Seeds Python,
     NumPy and torch with ``seed``.
     """
-    check_injected_parameters(chapter)
+    injected = check_injected_parameters(chapter)
+    if injected is not None:
+        params = _apply_profile(chapter, params, injected)
     profile = params.get("profile", "default")
     out = Path(results_dir) if results_dir else result_dir(chapter, profile)
     check_no_overwrite(out, chapter, params)
