@@ -195,7 +195,36 @@ def test_other_layouts(tmp_path):
     r = tmp_path / "dfd"
     _write_video(r / "original_sequences/actors/c23/videos/01__walk.avi", _face_frames(2))
     _write_video(r / "manipulated_sequences/DeepFakeDetection/c23/videos/01_02__walk.avi", _face_frames(2))
-    assert sorted(i.method for i in list_items("dfd", r)) == ["deepfakes", "real"]
+    assert sorted(i.method for i in list_items("dfd", r)) == ["dfd", "real"]  # not FF++'s Deepfakes
+    with pytest.raises(ValueError, match="no official 'train' split"):
+        list_items("dfd", r, "train")
+
+
+def test_ffpp_split_files_by_path_or_at_the_root(ffpp, tmp_path):
+    import shutil
+
+    root = tmp_path / "ff"
+    shutil.copytree(ffpp, root)
+    shutil.move(str(root / "splits"), str(tmp_path / "my_splits"))
+    with pytest.raises(FileNotFoundError, match="FaceForensics repository"):
+        list_items("ffpp", root, "test")
+    by_path = list_items("ffpp", root, "test", splits_dir=tmp_path / "my_splits")
+    assert [i.video_id for i in by_path] == [i.video_id for i in list_items("ffpp", ffpp, "test")]
+    shutil.copy(tmp_path / "my_splits" / "test.json", root / "test.json")
+    assert list_items("ffpp", root, "test") == by_path
+
+
+def test_dftimit_counts_no_head_rotation_clip_and_has_no_train_split(tmp_path):
+    r = tmp_path / "timit"
+    _write_video(r / "higher_quality/fadg0/sa1.avi", _face_frames(2))
+    for clip in ("sa1", "head", "head2"):
+        d = r / "real/fadg0/video" / clip
+        d.mkdir(parents=True)
+        cv2.imwrite(str(d / "001.png"), _face_frames(1)[0])
+    reals = [i.video_id for i in list_items("dftimit", r) if i.label == 0]
+    assert reals == ["real/fadg0/sa1"]
+    with pytest.raises(ValueError, match="no official 'train' split"):
+        list_items("dftimit", r, "train")
 
 
 def test_cli_real_and_self_blend_on_real_crops(ffpp, tmp_path, capsys):

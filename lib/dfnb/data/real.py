@@ -17,16 +17,19 @@ Expected layouts (``root`` is the folder you downloaded):
 - ``ffpp``  FaceForensics++: ``original_sequences/youtube/{c23,c40,raw}/videos/*.mp4``,
   ``manipulated_sequences/{Deepfakes,Face2Face,FaceSwap,NeuralTextures,FaceShifter}/{c23,c40,raw}/videos/XXX_YYY.mp4``,
   masks ``manipulated_sequences/<Method>/masks/videos/XXX_YYY.mp4``; splits ``splits/{train,val,test}.json``
-  (the official pair lists; ``split="all"`` needs none).
+  (the official pair lists from the FaceForensics repository's ``dataset/splits/``; also found at
+  ``root/<split>.json`` or in ``splits_dir=``; ``split="all"`` needs none).
 - ``dfd``   DeepFakeDetection (FF++ layout): ``original_sequences/actors/<q>/videos``,
-  ``manipulated_sequences/DeepFakeDetection/<q>/videos`` (+ ``masks/videos``).  No official split.
+  ``manipulated_sequences/DeepFakeDetection/<q>/videos`` (+ ``masks/videos``); its fakes are method
+  ``dfd`` (not FF++'s ``deepfakes``).  No official split: ``split`` is ``test`` or ``all``.
 - ``celebdf`` Celeb-DF v2: ``Celeb-real/``, ``YouTube-real/``, ``Celeb-synthesis/``,
   ``List_of_testing_videos.txt`` ("1 YouTube-real/00170.mp4", 1 = real).  test = the list, train = the rest.
 - ``dfdc``  DFDC: training parts ``*/metadata.json`` beside their mp4s (``{"x.mp4": {"label": "FAKE"}}``);
   test ``test/videos/*.mp4`` + ``test/labels.csv`` (``filename,label`` with 1 = fake).
 - ``dfdcp`` DFDC preview: ``dataset.json`` (``{"method_A/.../x.mp4": {"label": "fake", "set": "test"}}``).
 - ``dftimit`` DeepfakeTIMIT: ``higher_quality/<subject>/*.avi``, ``lower_quality/<subject>/*.avi``;
-  real videos (optional) ``real/<subject>/*.avi`` or VidTIMIT frame folders ``real/<subject>/video/<clip>/``.
+  real videos (optional) ``real/<subject>/*.avi`` or VidTIMIT frame folders ``real/<subject>/video/<clip>/``
+  (the ``head*`` rotation clips are not counted).  No official split: ``split`` is ``test`` or ``all``.
 - ``dfo``   DeeperForensics-1.0: ``manipulated_videos/<variant>/*.mp4`` (``methods`` picks variants,
   default ``end_to_end``), splits ``lists/splits/{train,val,test}.txt``; real videos (its targets are
   FF++ originals) from ``original_sequences/youtube/<q>/videos`` or ``real/`` under ``root``.
@@ -104,7 +107,20 @@ def _videos(d: Path) -> list[Path]:
     return sorted(p for p in d.iterdir() if p.suffix.lower() in VIDEO_EXT) if d.is_dir() else []
 
 
-def _ffpp_like(root: Path, name: str, split: str, quality: str, methods, real_sub: str, default_methods):
+def _split_file(root: Path, split: str, splits_dir) -> Path:
+    """FF++'s ``<split>.json``: in ``splits_dir`` if given, else ``root/splits/``, else ``root/``."""
+    cands = [Path(splits_dir) / f"{split}.json"] if splits_dir is not None else [
+        root / "splits" / f"{split}.json", root / f"{split}.json"]
+    for c in cands:
+        if c.is_file():
+            return c
+    raise _layout_error("ffpp", root, f"split file {' or '.join(map(str, cands))} is missing (the official FF++ "
+                        "pair lists are dataset/splits/{train,val,test}.json of the FaceForensics repository; "
+                        "pass splits_dir=, or split='all')")
+
+
+def _ffpp_like(root: Path, name: str, split: str, quality: str, methods, real_sub: str, default_methods,
+               splits_dir=None):
     q = {"hq": "c23", "lq": "c40", "c0": "raw"}.get(quality, quality)
     real_dir = root / "original_sequences" / real_sub / q / "videos"
     if not (root / "original_sequences").is_dir() and not (root / "manipulated_sequences").is_dir():
@@ -112,9 +128,7 @@ def _ffpp_like(root: Path, name: str, split: str, quality: str, methods, real_su
     methods = list(default_methods if methods is None else methods)
     keep = None
     if name == "ffpp" and split != "all":
-        sp = root / "splits" / f"{split}.json"
-        if not sp.exists():
-            raise _layout_error(name, root, f"split file {sp} is missing (the official FF++ pair lists; or pass split='all')")
+        sp = _split_file(root, split, splits_dir)
         try:
             pairs = json.loads(sp.read_text())
             keep = {str(a) for pr in pairs for a in pr} | {f"{a}_{b}" for a, b in pairs} | {f"{b}_{a}" for a, b in pairs}
@@ -128,6 +142,8 @@ def _ffpp_like(root: Path, name: str, split: str, quality: str, methods, real_su
     for m in methods:
         if m == "real":
             continue
+        if name == "dfd" and m != "dfd":
+            raise ValueError(f"DeepFakeDetection has the methods 'real' and 'dfd', got {m!r}")
         folder = FFPP_METHODS.get(m, m) if name == "ffpp" else "DeepFakeDetection"
         vd = root / "manipulated_sequences" / folder / q / "videos"
         if not vd.is_dir():
@@ -141,8 +157,17 @@ def _ffpp_like(root: Path, name: str, split: str, quality: str, methods, real_su
     return items
 
 
-def list_items(name: str, root, split: str = "test", quality: str = "c23", methods=None) -> list[Item]:
-    """The videos/images of data set ``name`` under ``root`` for ``split``; raises on a bad layout."""
+def _whole_set_only(name: str, split: str) -> None:
+    """Sets with no official split are one test set: ``split`` must say ``test`` or ``all``."""
+    if split not in ("test", "all"):
+        raise ValueError(f"{name} has no official {split!r} split (the whole set is a test set); "
+                         "use split='test' or 'all'")
+
+
+def list_items(name: str, root, split: str = "test", quality: str = "c23", methods=None,
+               splits_dir=None) -> list[Item]:
+    """The videos/images of data set ``name`` under ``root`` for ``split``; raises on a bad layout.
+    ``splits_dir``: FF++ only, the folder of ``{train,val,test}.json`` if they are not under ``root``."""
     if name not in NAMES:
         raise KeyError(f"unknown real data set {name!r}; known: {NAMES}")
     if root is None:
@@ -151,9 +176,13 @@ def list_items(name: str, root, split: str = "test", quality: str = "c23", metho
     if not root.is_dir():
         raise _layout_error(name, root, "the parameter root does not name an existing folder")
     if name == "ffpp":
-        return _ffpp_like(root, name, split, quality, methods, "youtube", ["real"] + list(FFPP_METHODS)[:4])
+        return _ffpp_like(root, name, split, quality, methods, "youtube", ["real"] + list(FFPP_METHODS)[:4],
+                          splits_dir)
+    if splits_dir is not None:
+        raise ValueError(f"splits_dir is for ffpp only, not {name!r}")
     if name == "dfd":
-        return _ffpp_like(root, name, "all", quality, methods, "actors", ["real", "deepfakes"])
+        _whole_set_only(name, split)
+        return _ffpp_like(root, name, "all", quality, methods, "actors", ["real", "dfd"])
     if name == "celebdf":
         lst = root / "List_of_testing_videos.txt"
         dirs = [root / d for d in ("Celeb-real", "YouTube-real", "Celeb-synthesis")]
@@ -219,6 +248,7 @@ def list_items(name: str, root, split: str = "test", quality: str = "c23", metho
             items.append(Item(str(root / rel), y, m, rel.rsplit(".", 1)[0]))
         return items
     if name == "dftimit":
+        _whole_set_only(name, split)
         items = []
         for sub, m in (("higher_quality", "dftimit_hq"), ("lower_quality", "dftimit_lq")):
             if (methods is not None and m not in methods) or not (root / sub).is_dir():
@@ -233,7 +263,9 @@ def list_items(name: str, root, split: str = "test", quality: str = "c23", metho
                 items += [Item(str(p), 0, "real", f"real/{subj.name}/{p.stem}") for p in _videos(subj)]
                 vt = subj / "video"
                 if vt.is_dir():
-                    items += [Item(str(c), 0, "real", f"real/{subj.name}/{c.name}") for c in sorted(vt.iterdir()) if c.is_dir()]
+                    # VidTIMIT's head, head2, head3 are head-rotation clips, not spoken sentences: no real video
+                    items += [Item(str(c), 0, "real", f"real/{subj.name}/{c.name}") for c in sorted(vt.iterdir())
+                              if c.is_dir() and not c.name.startswith("head")]
         return items
     if name == "dfo":
         mv = root / "manipulated_videos"
@@ -392,7 +424,7 @@ def _no_detector(image):
 
 def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, size: int = 256,
               margin: float = 1.3, detector="auto", quality: str = "c23", methods=None, max_videos: int | None = None,
-              cache=None, progress: bool = True):
+              cache=None, progress: bool = True, splits_dir=None):
     """Preprocess (once) and load a real data set as a :class:`~dfnb.data.benchmark.FaceForgeryDataset`.
 
     name: one of ``NAMES``; root: its folder in the published layout (see the module docstring);
@@ -407,7 +439,7 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
 
     from dfnb.data.benchmark import DATA_VERSION, INDEX_FIELDS, FaceForgeryDataset, publish, repo_root
 
-    items = list_items(name, root, split, quality, methods)
+    items = list_items(name, root, split, quality, methods, splits_dir)
     if max_videos is not None:
         items = items[: int(max_videos)]
     if not items:
