@@ -419,29 +419,32 @@ def test_nested_zoos_and_model_kwargs():
         model_kwargs("no_such_net", 96)
 
 
-def test_train_and_test_detector_deterministic_and_prle_changes_it(tmp_path):
-    from dfnb.models.prle.study import test_detector, train_detector
+def test_train_seeded_keys_and_detections(tmp_path):
+    """The chapter's trainings: train_seeded with model_kwargs is deterministic, cached, and a PRLE
+    transform changes the model; detections reads the (cached) evaluations in the mapping's order."""
+    from dfnb.experiments import train_seeded
+    from dfnb.models.prle.study import detections, model_kwargs
 
     data, val = _Families(n=12, size=8), _Families(n=6, size=8, seed=1)
     keys = [f"synth|{data.METHODS[i % 3]}|v{i}|0" for i in range(12)]
     fused = FusedMaps(_fused_store(n=12).maps, keys)
-    kw = dict(epochs=1, batch_size=4, lr=0.05, seed=3, size=8, cache=tmp_path)
+    kw = dict(epochs=1, batch_size=4, lr=0.05, seed=3, model_kwargs=model_kwargs("toy_cnn", 8), cache=tmp_path)
 
     def weights(m):
         return torch.cat([p.detach().flatten() for p in m.parameters()])
 
-    m1, h1 = train_detector("toy_cnn", data, val, **kw)
-    m2, _ = train_detector("toy_cnn", data, val, **kw)
-    m3, _ = train_detector("toy_cnn", data, val, transform=PRLEAugment(fused, p=1.0, alpha=1.0), **kw)
-    assert not m1.training and m1.input_size == 8 and h1.best_epoch == 1
+    e1 = train_seeded("toy_cnn", data, val, **kw)
+    e2 = train_seeded("toy_cnn", data, val, **kw)
+    e3 = train_seeded("toy_cnn", data, val, transform=PRLEAugment(fused, p=1.0, alpha=1.0), **kw)
+    assert not e1.model.training and e1.model.input_size == 8 and e1.history.best_epoch == 1
+    assert not e1.cached and e2.cached and e2.key == e1.key and e3.key != e1.key
     assert len(list((tmp_path / "toy_cnn").iterdir())) == 2  # baseline (loaded the 2nd time) and + PRLE
-    assert torch.equal(weights(m1), weights(m2)) and not torch.equal(weights(m1), weights(m3))
-    reps = test_detector(m1, {"a": val, "b": data})
+    assert torch.equal(weights(e1.model), weights(e2.model)) and not torch.equal(weights(e1.model), weights(e3.model))
+    reps = detections(e1, {"a": val, "b": data})
     assert list(reps) == ["a", "b"] and 0 <= reps["a"]["frame_auc"] <= 1
-    with pytest.raises(ValueError, match="epochs"):
-        train_detector("toy_cnn", data, val, **{**kw, "epochs": 0})
+    assert reps == detections(e2, {"a": val, "b": data})
     with pytest.raises(ValueError, match="empty"):
-        test_detector(m1, {})
+        detections(e1, {})
 
 
 def test_table2_claims_pair_seeds_and_use_the_papers_gain():
@@ -460,3 +463,367 @@ def test_table2_claims_pair_seeds_and_use_the_papers_gain():
     assert claims[0]["paper_effect"] == pytest.approx(paper_gain("EfficientNet", "Average")) and len(claims) == 3
     one = table2_claims(pd.DataFrame([r for r in rows if r["train seed"] == 0]), "efficientnet_lite0", "ffpp-syn")
     assert all(r["verdict"] == "inconclusive" and r["n_seeds"] == 1 for r in one)
+
+
+# ----------------------------------------------------------------------------- the chapter's tables and sentences
+def _run_recorder():
+    calls = []
+
+    class Run:
+        def metric(self, name, value, **labels):
+            calls.append((name, value, labels))
+
+    return Run(), calls
+
+
+def _no_bad_words(text):
+    low = text.lower()
+    assert "nan" not in low.replace("nance", "").replace("finan", "") and "(s)" not in low
+
+
+def test_cam_layer_zoo_order_variants_and_seeds():
+    from types import SimpleNamespace
+
+    from dfnb.models.prle import study
+
+    m = SimpleNamespace(cam_layer="backbone.last")
+    assert study.cam_layer("resnet50", m, 16) == "backbone.layer3"
+    assert study.cam_layer("resnet50", m, 32) == "backbone.last" and study.cam_layer("toy_cnn", m, 16) == "backbone.last"
+    with pytest.raises(ValueError, match="16 or 32"):
+        study.cam_layer("toy_cnn", m, 8)
+    assert study.zoo_order(["a", "b"], ["c"]) == ["a", "b", "c"]
+    for bad in (["a"], ["c", "c"]):
+        with pytest.raises(ValueError, match="fig6_extra_zoo"):
+            study.zoo_order(["a", "b"], bad)
+    store = _fused_store()
+    v = study.table2_variants(store, store, 8, p=0.5, gamma=1.0, ablations=False)
+    assert list(v) == ["baseline", "+ PRLE"] and v["baseline"] is None and v["+ PRLE"].alpha == "paper"
+    v = study.table2_variants(store, store, 8, p=0.3, gamma=1.0, ablations=True)
+    assert len(v) == 6 and v["+ PRLE, alpha = 1 (no exploitation)"].alpha == 1.0
+    assert all(t.p == 0.3 for t in list(v.values())[1:])
+    assert isinstance(v["+ random rectangles (Table IV)"].maps, RandomRectangles)
+    assert study.variant_seeds("+ PRLE", 5, 3) == [5, 6, 7] and study.variant_seeds("+ PRLE, average fusion", 5, 3) == [5]
+    with pytest.raises(ValueError):
+        study.variant_seeds("baseline", 0, 0)
+
+
+def test_subset_augment_table6_masks_and_labels():
+    from dfnb.models.prle import study
+
+    g = torch.Generator().manual_seed(0)
+    maps = (torch.rand(4, 2, 8, 8, generator=g) * 255).to(torch.uint8).numpy()
+    store = MapStore(maps, [f"synth|blend|v{i}|0" for i in range(4)], ["a", "b"])
+    assert study.subset_augment(store, (), lam=0.15, tau1=0.3, p=0.5, gamma=1.0) is None
+    aug = study.subset_augment(store, ("b",), lam=0.15, tau1=0.3, p=0.5, gamma=1.0)
+    want = neighbouring_fusion(torch.from_numpy(maps[:, 1:].astype(np.float32) / 255), lam=0.15, tau1=0.3)
+    torch.testing.assert_close(aug.maps.lookup(store.keys), want, atol=1e-3, rtol=0)
+    assert aug.p == 0.5 and aug.alpha == "paper"
+    assert study.table6_masks(["a", "b"], ["a", "b", "c"]) == [(), ("a",), ("b",), ("a", "b"), ("a", "b", "c")]
+    assert study.table6_masks(["a"], ["a"]) == [(), ("a",)]
+    assert study.mask_label(()) == "baseline" and study.mask_label(("a", "b")) == "+ PRLE, maps from a+b"
+
+
+def test_record_relabels_detector_and_seed():
+    from dfnb.models.prle.study import record
+
+    run, calls = _run_recorder()
+    record(run, {"frame_auc": 0.7, "frame_acc": 0.6, "eer": 0.3}, dataset="x", detector="d", train_seed=2)
+    assert [c[0] for c in calls] == ["frame_auc", "frame_acc"]
+    assert calls[0] == ("frame_auc", 0.7, {"dataset": "x", "model": "d", "seed": 2})
+
+
+def test_zoo_table_rows():
+    from types import SimpleNamespace
+
+    from dfnb.models.prle.study import zoo_table
+
+    exps = {"a": SimpleNamespace(train_seconds=2), "x": SimpleNamespace(train_seconds=3.5)}
+    val = {"a": {"frame_auc": 0.9, "frame_acc": 0.8}, "x": {"frame_auc": 0.6, "frame_acc": 0.5}}
+    t = zoo_table(exps, val, {"a": "l1", "x": "l2"}, ["a"])
+    assert list(t.index) == ["a", "x"] and list(t["used for"]) == ["zoo", "Fig. 6 only"]
+    assert t.loc["x", "val AUC"] == 0.6 and t.loc["x", "train s (when trained)"] == 3.5 and t.loc["a", "Grad-CAM layer"] == "l1"
+    assert not t["ImageNet init"].any()
+
+
+def _reports(values):
+    """{(variant, seed): {test set: report}} from {(variant, seed, test): auc fraction}."""
+    out = {}
+    for (v, s, t), a in values.items():
+        out.setdefault((v, s), {})[t] = {"frame_auc": a, "frame_acc": a - 0.1}
+    return out
+
+
+_SETS = ["ffpp-syn", "dfdc-syn", "celebdf-syn"]
+
+
+def _table2_reports():
+    vals = {}
+    for s, (b, g) in enumerate([(0.6, 0.02), (0.7, 0.04)]):
+        for k, t in enumerate(_SETS):
+            vals["baseline", s, t] = b + 0.1 * (k == 0)
+            vals["+ PRLE", s, t] = b + 0.1 * (k == 0) + g
+    vals["+ PRLE, average fusion", 0, "ffpp-syn"] = 0.5
+    vals["+ PRLE, average fusion", 0, "dfdc-syn"] = 0.5
+    vals["+ PRLE, average fusion", 0, "celebdf-syn"] = 0.6
+    return _reports(vals)
+
+
+def test_per_seed_means_and_table2_wide_by_hand():
+    from dfnb.models.prle import study
+
+    per_seed = study.per_seed_table(_table2_reports())
+    assert len(per_seed) == 2 * 2 * 3 + 3 and per_seed.iloc[0].to_dict() == {
+        "variant": "baseline", "train seed": 0, "test set": "ffpp-syn", "AUC": pytest.approx(70.0),
+        "ACC": pytest.approx(60.0)}
+    res = study.variant_means(per_seed)
+    wide = study.table2_wide(res, ["baseline", "+ PRLE", "+ PRLE, average fusion"], _SETS, "ffpp-syn")
+    assert wide.loc["baseline", ("ffpp-syn", "AUC")] == pytest.approx(75.0)
+    assert wide.loc["+ PRLE", ("cross-domain mean", "AUC")] == pytest.approx(68.0)  # (62 + 74) / 2
+    assert wide.loc["+ PRLE, average fusion", ("cross-domain mean", "ACC")] == pytest.approx(45.0)
+    assert list(wide.columns[-2:]) == [("cross-domain mean", "AUC"), ("cross-domain mean", "ACC")]
+    cd = study.cross_domain_per_seed(per_seed, "ffpp-syn")
+    assert cd[(cd.variant == "+ PRLE") & (cd["train seed"] == 1)]["AUC"].item() == pytest.approx(74.0)
+    assert cd[cd.variant == "+ PRLE, average fusion"]["AUC"].item() == pytest.approx(55.0)
+
+
+def test_roc_curves_pool_the_cross_domain_sets():
+    from types import SimpleNamespace
+
+    from dfnb.models.prle.study import roc_curves
+
+    evals = {"in": {"labels": np.array([0, 1]), "probs": np.array([0.2, 0.9])},
+             "x1": {"labels": np.array([1]), "probs": np.array([0.4])},
+             "x2": {"labels": np.array([0, 0]), "probs": np.array([0.1, 0.3])}}
+    exp = SimpleNamespace(evaluate=lambda ds, device="cpu": evals[ds])
+    curves = roc_curves({"baseline": exp}, {"in": "in", "x1": "x1", "x2": "x2"}, "in")
+    assert list(curves) == ["baseline, in", "baseline, cross-domain pooled"]
+    y, p = curves["baseline, cross-domain pooled"]
+    assert y.tolist() == [1, 0, 0] and p.tolist() == [0.4, 0.1, 0.3]
+
+
+def _sample_set(n=4, size=4):
+    """Dict samples with masks: fakes (odd) have the left column as their true region."""
+    out = []
+    for i in range(n):
+        mask = torch.zeros(1, size, size)
+        if i % 2:
+            mask[0, :, 0] = 1
+        out.append({"image": torch.full((3, size, size), 0.5), "mask": mask, "label": torch.tensor(i % 2),
+                    "dataset": "synth", "method": ("real", "fam_a", "real", "fam_b")[i % 4], "video_id": f"v{i}",
+                    "frame": 0})
+    return out
+
+
+def test_share_tables_by_hand():
+    from dfnb.models.prle import study
+
+    m = np.zeros((3, 2, 2), np.float32)
+    m[0, 0, 0] = 0.2  # 1 of 4 pixels
+    m[1, :, 0] = [0.6, 0.05]  # 2 of 4
+    m[2] = 0.4  # 4 of 4
+    share = study.share_by_family({"d": m}, np.array(["real", "fam", "fam"]))
+    assert share.loc["d", "real"] == pytest.approx(25.0) and share.loc["d", "fam"] == pytest.approx(75.0)
+    thr = study.share_by_threshold({"d": m}, (0, 0.3))
+    assert thr.loc["d", "A > 0"] == pytest.approx(100 * 7 / 12) and thr.loc["d", "A > 0.3"] == pytest.approx(100 * 5 / 12)
+    store = MapStore((np.stack([m, m], 1) * 255).astype(np.uint8), ["k0", "k1", "k2"], ["a", "b"])
+    arrays = study.map_arrays(store, {"avg": FusedMaps(m.astype(np.float16), store.keys)})
+    assert list(arrays) == ["a", "b", "fused: avg"] and arrays["a"].dtype == np.float32
+    np.testing.assert_allclose(arrays["b"], m, atol=1 / 255)
+
+
+def test_training_masks_overlap_and_table1_beside_paper():
+    from dfnb import metrics
+    from dfnb.models.prle import study
+    from dfnb.models.prle.static import sample_key
+
+    data = _sample_set()
+    keys = [sample_key(s) for s in data]
+    store = MapStore(np.zeros((4, 1, 4, 4), np.uint8), keys, ["efficientnet_lite0"])
+    gt, methods, labels = study.training_masks(store, data)
+    assert gt.shape == (4, 4, 4) and labels.tolist() == [0, 1, 0, 1] and methods[1] == "fam_a"
+    with pytest.raises(ValueError, match="order"):
+        study.training_masks(MapStore(store.maps, keys[::-1], store.detectors), data)
+    pm = np.zeros((4, 4, 4), np.float32)
+    pm[:, :2, 0] = 1.0  # half of the true column
+    t = study.overlap_table({"m": pm}, gt, labels)
+    assert list(t.columns)[:3] == ["map_share", "gt_share", "mass_inside"] and t.loc["m", "precision"] == 1.0
+    assert t.loc["m", "PBCA"] == pytest.approx(metrics.pbca((pm > 0)[[1, 3]].astype(np.float32), gt[[1, 3]]))
+    share = pd_frame({"deepfakes": [18.0], "fam_x": [5.0]}, ["efficientnet_lite0"])
+    beside = study.table1_beside_paper(share, "ffpp-syn")
+    assert list(beside.index) == [("efficientnet_lite0", "deepfakes")]
+    row = beside.iloc[0]
+    assert row["paper, FF++ (%)"] == 18.40 and row["this run, ffpp-syn train (%)"] == 18.0
+    assert study.table1_beside_paper(pd_frame({"deepfakes": [1.0]}, ["toy_cnn"]), "x").empty
+
+
+def pd_frame(cols, index):
+    import pandas as pd
+
+    return pd.DataFrame(cols, index=index)
+
+
+def test_ablation_paper_and_cost_table():
+    from dfnb.models.prle import study
+
+    ab = study.ablation_paper("EfficientNet", ["+ PRLE", "+ PRLE, average fusion", "+ landmark parts (Table IV)"])
+    assert ab["+ PRLE"] == pytest.approx((69.64 + 74.72 + 70.67) / 3)
+    assert ab["+ landmark parts (Table IV)"] == pytest.approx((68.22 + 67.97 + 66.76) / 3)
+    assert math.isnan(ab["+ PRLE, average fusion"])
+    assert math.isnan(study.ablation_paper("VGG", ["+ PRLE, alpha = 1 (no exploitation)"])[
+        "+ PRLE, alpha = 1 (no exploitation)"])  # Table VII has no VGG row
+    assert all(math.isnan(v) for v in study.ablation_paper(None, ["baseline"]).values())
+    cost = study.cost_table({"images_per_s": 3.0, "maps_per_s": 6.0}, 1.5)
+    assert cost.loc["static stage: detector maps/s", "this run"] == 6.0
+    assert cost.loc["fusion + lookup + masking: training overhead (%)", "paper"] == pytest.approx(
+        100 * (1 - 262.42 / 269.72))
+
+
+def test_gain_table_and_table2_sentence():
+    from dfnb.models.prle import study
+
+    res = study.variant_means(study.per_seed_table(_table2_reports()))
+    gain = study.gain_table(res, _SETS)
+    assert gain.loc["dfdc-syn", "AUC gain, this run"] == pytest.approx(3.0)
+    assert gain.loc["ffpp-syn", "paper's test set"] == "—" and math.isnan(gain.loc["ffpp-syn", "paper gain, Xception"])
+    assert gain.loc["celebdf-syn", "paper gain, EfficientNet"] == pytest.approx(study.paper_gain("EfficientNet", "Celeb-DF"))
+    text = study.table2_sentence(gain, "ffpp-syn", arch="EfficientNet", n_seeds=1, n_cross_faces=20)
+    want = np.mean([study.paper_gain("EfficientNet", t) for t in ("DFDC", "Celeb-DF")])
+    assert "PRLE improves" in text and "+3.00 points" in text and f"{want:+.2f} for EfficientNet" in text
+    assert "1 training seed," in text
+    _no_bad_words(text)
+    other = study.table2_sentence(gain, "ffpp-syn", arch=None, n_seeds=3, n_cross_faces=20)
+    assert "is missing" in other and "3 training seeds" in other
+    _no_bad_words(other)
+
+
+def test_backbone_rows_wide_vs_paper_and_sentence():
+    from dfnb.models.prle import study
+
+    res = study.variant_means(study.per_seed_table(_table2_reports()))
+    other = _reports({(v, 0, t): 0.5 + 0.05 * (v == "+ PRLE") for v in study.MAIN for t in _SETS})
+    bb_reports = {("resnet50", v): other[v, 0] for v in study.MAIN}
+    bb = study.backbone_rows(res, bb_reports, ["efficientnet_lite0", "resnet50"], "efficientnet_lite0", _SETS,
+                             epochs=4, n_seeds=2, other_epochs=1)
+    assert len(bb) == 2 * 2 * 3 and set(bb[bb.detector == "resnet50"]["seeds"]) == {1}
+    w = study.backbones_wide(bb, _SETS, "ffpp-syn")
+    assert w.loc[("efficientnet_lite0", "+ PRLE"), "cross-domain mean"] == pytest.approx(68.0)
+    assert w.loc[("resnet50", "baseline"), "epochs"] == 1
+    cmp = study.backbones_vs_paper(w, ["efficientnet_lite0", "resnet50"])
+    assert cmp.loc["resnet50", "gain, this run"] == pytest.approx(5.0)
+    assert cmp.loc["resnet50", "gain, paper"] == pytest.approx(np.mean(
+        [study.paper_gain("ResNet-50", t) for t in ("DFDC", "DF-1.0", "Celeb-DF")]))
+    text = study.backbones_sentence(cmp, "efficientnet_lite0", 2)
+    assert "for 2 of 2 backbones" in text and "lowered it for 0" in text and "has 2 seeds" in text
+    _no_bad_words(text)
+
+
+def test_table3_tables_and_sentence():
+    from dfnb.models.prle import study
+
+    fams = ["deepfakes", "faceswap", "fam_x"]
+    runs = {(tr, v): ({te: {"frame_auc": 0.6 + 0.1 * (te == tr) + 0.02 * (v == "+ PRLE")} for te in fams}, 1)
+            for tr in fams for v in study.MAIN}
+    w = study.table3_wide(study.table3_long(runs), fams)
+    assert w.loc[("deepfakes", "baseline"), "deepfakes"] == pytest.approx(70.0)
+    assert w.loc[("deepfakes", "+ PRLE"), "cross-manipulation mean"] == pytest.approx(62.0)
+    g3 = study.table3_gains(w, fams)
+    assert g3["gain, this run"].tolist() == pytest.approx([2.0, 2.0, 2.0])
+    assert g3.loc["fam_x", "paper's train subset"] == "—" and math.isnan(g3.loc["fam_x", "gain, paper (EfficientNet)"])
+    text = study.table3_sentence(g3, epochs=1, n_faces=6)
+    assert "for 3 of 3 training families" in text and "1 epoch," in text
+    _no_bad_words(text)
+    none = study.table3_sentence(g3.iloc[2:], epochs=2, n_faces=6)
+    assert "1 training family" in none and "is missing" in none and "2 epochs" in none
+    _no_bad_words(none)
+
+
+def test_table6_fig6_tables_figure_and_sentence():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dfnb.models.prle import study
+
+    def rep(a):
+        return {t: {"frame_auc": a + 0.1 * (t == "ffpp-syn")} for t in _SETS}
+
+    runs = {(): rep(0.6), ("a",): rep(0.62), ("b",): rep(0.64), ("a", "b"): rep(0.7), ("a", "b", "c"): rep(0.72)}
+    t6 = study.table6_table(runs, ["a", "b"], _SETS, "ffpp-syn")
+    assert list(t6.index) == ["none (baseline)", "a only", "b only", "all 2 fused (a+b: PRLE)"]
+    assert t6.loc["b only", "cross-domain mean"] == pytest.approx(64.0)
+    f6 = study.fig6_table(runs, ["a", "b", "c"], _SETS, "ffpp-syn")
+    assert list(f6.index) == [1, 2, 3, 4, 5] and f6.loc[3, "zoo (this run)"] == "a+b+c"
+    assert f6.loc[2, "ffpp-syn AUC, this run"] == pytest.approx(80.0) and f6.loc[5, "average AUC, paper (EfficientNet)"] == 72.25
+    fig = study.fig6_figure(f6, detector="d", train_name="ffpp-syn", in_domain="ffpp-syn")
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1\na", "2\n+b", "3\n+c"]
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()][:2] == ["1\nX.", "2\n+E."]
+    plt.close(fig)
+    text = study.table6_sentence(t6, f6, ["a", "b"], epochs=1)
+    assert "fused maps of all 2 zoo detectors beat" in text and "1 to 3 detectors" in text and "1 epoch)" in text
+    _no_bad_words(text)
+
+
+def test_masked_sweep_sweep_figure_and_step_cost():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import dfnb
+    from dfnb import engine
+    from dfnb.models.prle import study
+
+    data = _Data(n=6, size=8)
+    keys = [f"synth|blend|v{i}|0" for i in range(6)]
+    fmaps = FusedMaps(np.ones((6, 8, 8), np.float16), keys)
+    masked = study.Masked(data, fmaps, 1.0)
+    assert len(masked) == 6 and masked[2]["image"].abs().sum() == 0 and study.Masked(data, fmaps, 0.0)[2]["image"].sum() > 0
+    torch.manual_seed(0)
+    model = dfnb.create_model("toy_cnn", width=4, img_size=8).eval()
+    sweep = study.masked_sweep({"m": model}, data, fmaps, [0.0, 1.0])
+    plain = engine.evaluate(model, data, batch_size=64, progress=False)["detection"]
+    assert sweep["alpha"].tolist() == [0.0, 1.0] and sweep.loc[0, "frame_auc"] == plain["frame_auc"]
+    assert sweep.loc[0, "AUC"] == pytest.approx(100 * plain["frame_auc"])
+    plt.close(study.sweep_figure(sweep.assign(variant="m"), "synth"))
+    kw = dict(n_steps=2, seed=0, lr=1e-3, batch_size=2, size=8)
+    assert study.step_cost("toy_cnn", data, None, **kw) > 0
+    over = study.training_overhead("toy_cnn", data, {"baseline": None, "+ PRLE": PRLEAugment(fmaps, p=1.0)},
+                                   rounds=1, **kw)
+    assert math.isfinite(over) and over > -100
+
+
+def test_maps_figure_exploit_frames_and_jpeg():
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    from dfnb.models.prle import study
+    from dfnb.models.prle.static import sample_key
+
+    data = _sample_set(size=8)
+    keys = [sample_key(s) for s in data]
+    store = MapStore(np.full((4, 2, 8, 8), 128, np.uint8), keys, ["a", "b"])
+    picks = study.family_examples(data)
+    assert picks == [1, 3]
+    fig = study.maps_figure(data, picks, store, {"fused": FusedMaps(np.ones((4, 8, 8), np.float16), keys)})
+    assert [ax.get_title() for ax in fig.axes[:5]] == ["image", "a", "b", "fused", "true mask"]
+    assert all(ax.title.get_fontsize() >= 9 for ax in fig.axes[:5])
+    assert study.jpeg(fig)[:2] == b"\xff\xd8"
+    fmap = torch.zeros(8, 8)
+    fmap[:2] = torch.linspace(0.1, 1, 16).view(2, 8)
+    frames, captions = study.exploit_frames(data[0]["image"], fmap, [1.0, 0.5])
+    assert frames[0].shape == (8, 3 * 8 + 8, 3) and frames[0].dtype == np.uint8
+    assert captions == ["alpha = 1.0: 16 pixels removed (25.0% of the image)",
+                        "alpha = 0.5: 8 pixels removed (12.5% of the image)"]
+
+
+def test_diagnostics_markdown_says_missing():
+    from dfnb.models.prle.study import diagnostics_markdown
+
+    text = diagnostics_markdown(fused_share=40.0, drop=3.0, lift=1.5, weakest="r", weakest_auc=0.55, p=0.5)
+    assert "**40 %**" in text and "≈ 20 %" in text and "**-3.0 points**" in text and "1.50×" in text
+    gone = diagnostics_markdown(fused_share=40.0, drop=float("nan"), lift=float("nan"), weakest="r",
+                                weakest_auc=0.5, p=0.5)
+    assert gone.count("missing") == 2
+    _no_bad_words(gone)
