@@ -437,16 +437,458 @@ def test_ablation_plan_adds_references_and_builds_what_it_says():
     assert {ABLATIONS["6"][k][2].get("rec_on", "real") for k in ABLATIONS["6"]} == {"real", "fake", "all"}
 
 
-def test_train_model_is_seeded_and_timed():
-    from _ddp_worker import ToyFaces
-    from dfnb.models.dadf.study import train_model
+# ----------------------------------------------------------------------------- equations, by hand
 
-    train, val = ToyFaces(8, size=64, seed=0), ToyFaces(4, size=64, seed=1, split="val")
-    kw = dict(epochs=1, batch_size=4, lr=1e-3, seed=3, progress=False, img_size=64, adapter="C")
-    m1, h1, s1 = train_model("dadf", train, val, **kw)
-    m2, _, _ = train_model("dadf", train, val, **kw)
-    assert m1.adapter == "C" and s1 > 0 and len(h1.to_frame()) == 1
-    for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
-        assert torch.equal(a, b), k
-    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
-        train_model("dadf", train, val, **dict(kw, epochs=0))
+def test_adapted_encoder_composes_eq1():
+    # Eq. 1: Z_tran = L_n(... R(L_1(R(x_p)))) ("before") and the text's adapter after each block ("after")
+    torch.manual_seed(0)
+    enc = build_sam("micro", img_size=64).image_encoder.eval()
+    ads = nn.ModuleList(MultiscaleAdapter(192, zero_init=False) for _ in enc.blocks).eval()
+    x = torch.randn(2, 3, 64, 64)
+    R = lambda a, t: a(t.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # noqa: E731
+    with torch.no_grad():
+        after = before = enc.patch_embed(x) + enc.pos_embed
+        for blk, a in zip(enc.blocks, ads):
+            after, before = R(a, blk(after)), blk(R(a, before))
+        assert torch.allclose(AdaptedEncoder(enc, ads, "after").forward_tokens(x), after, atol=1e-5)
+        assert torch.allclose(AdaptedEncoder(enc, ads, "before").forward_tokens(x), before, atol=1e-5)
+        assert not torch.allclose(after, before, atol=1e-3)
+        assert AdaptedEncoder(enc, ads).forward_tokens(x).shape == (2, 8, 8, 192)
+
+
+def test_adapter_output_is_branches_plus_skip_eq3():
+    torch.manual_seed(0)
+    ad = MultiscaleAdapter(6, 4, zero_init=False).eval()
+    x = torch.randn(2, 6, 5, 5)
+    with torch.no_grad():
+        skip = torch.einsum("oc,bchw->bohw", ad.skip.weight[:, :, 0, 0], x) + ad.skip.bias[None, :, None, None]
+        u = ad.proj_in(x)
+        s1 = ad.proj_out(torch.cat([br(u) for br in ad.branches], dim=1))  # Eq. 2
+        assert torch.allclose(ad(x), s1 + skip, atol=1e-5)  # Eq. 3
+        nn.init.zeros_(ad.proj_out.weight)
+        nn.init.zeros_(ad.proj_out.bias)
+        assert torch.allclose(ad(x), skip, atol=1e-5)  # Sout_1 = 0: only the learnable 1x1 skip is left
+        assert torch.allclose(MultiscaleAdapter(6, 4).eval()(x), x, atol=1e-6)  # zero-init: the identity
+
+
+def test_noisy_features_are_eq4():
+    m = _dadf("dadf", img_size=64).eval()
+    assert m.noise_std == pytest.approx(1e-3)  # variance 1e-6
+    x = torch.rand(2, 3, 64, 64)
+    eps = torch.randn((1, 3, 64, 64), generator=torch.Generator().manual_seed(m.eval_noise_seed)) * 1e-3
+    with torch.no_grad():
+        out = m(x)
+        assert torch.allclose(out["feat_noisy"], m.encode(x + eps), atol=1e-5)  # F_gau = Phi(x + eps)
+        assert torch.allclose(out["feat_clean"], m.encode(x), atol=1e-5)
+    quiet = _dadf("dadf", img_size=64, noise_p=0.0).train()
+    out = quiet(x)
+    assert not out["noised"].any() and torch.equal(out["feat_noisy"], out["feat_clean"])  # S = 0
+
+
+def test_seg_and_cls_losses_by_hand():
+    m = _dadf("dadf", img_size=64, rga=False)
+    z = torch.tensor([[[[2.0, -1.0], [0.0, 3.0]]], [[[-2.0, 1.0], [0.5, -0.5]]]])
+    mask = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]], [[[0.0, 0.0], [1.0, 0.0]]]])
+    logit = torch.tensor([0.3, -1.2])
+    losses = m.losses({"mask_logit": z, "logit": logit}, {"mask": mask, "label": torch.tensor([1, 0])})
+    bce = lambda z, t: np.mean(np.log1p(np.exp(-np.abs(z))) + np.maximum(z, 0) - z * t)  # noqa: E731
+    assert losses["seg"].item() == pytest.approx(bce(z.numpy(), mask.numpy()), rel=1e-6)
+    assert losses["cls"].item() == pytest.approx(bce(logit.numpy(), np.array([1.0, 0.0])), rel=1e-6)
+    assert losses["rec"] == 0
+    assert losses["loss"].item() == pytest.approx((losses["seg"] + 0.1 * losses["cls"]).item(), rel=1e-6)
+
+
+def test_box_prompt_jitter_stays_within_its_bound():
+    m = torch.zeros(40, 50, dtype=torch.bool)
+    m[10:20, 5:25] = True  # box (5, 10, 24, 19): sides 20 (x) and 10 (y)
+    exact = torch.tensor([5.0, 10.0, 24.0, 19.0])
+    g = torch.Generator().manual_seed(0)
+    boxes = torch.stack([box_prompt(m, 0.1, g) for _ in range(200)])
+    moved = (boxes - exact).abs()
+    assert (moved[:, [0, 2]] <= 0.1 * 20 + 1e-5).all() and (moved[:, [1, 3]] <= 0.1 * 10 + 1e-5).all()
+    assert moved[:, 0].max() > 1.0  # it does move
+    edge = torch.zeros(40, 50, dtype=torch.bool)
+    edge[0:5, 45:50] = True
+    clipped = torch.stack([box_prompt(edge, 0.5, g) for _ in range(50)])
+    assert (clipped >= 0).all() and (clipped[:, [0, 2]] <= 49).all() and (clipped[:, [1, 3]] <= 39).all()
+
+
+def test_prompt_losses_by_hand(monkeypatch):
+    from dfnb.models.dadf import pretrain
+
+    sam = build_sam("micro", 64)
+    # decoder outputs for 2 prompts: output 0 (single mask) and outputs 1..3 (multimask), 2x2 logits
+    logits = torch.tensor([[[[3., -3.], [-3., -3.]], [[-1., 1.], [1., -1.]], [[2., -2.], [-2., -2.]],
+                            [[1., 1.], [1., 1.]]],
+                           [[[1., 1.], [-1., -1.]], [[-2., -2.], [2., 2.]], [[0.5, 0.5], [-1., 2.]],
+                            [[2., 2.], [-2., -2.]]]])
+    iou_pred = torch.tensor([[0.9, 0.1, 0.5, 0.2], [0.3, 0.0, 0.6, 0.8]])
+    monkeypatch.setattr(pretrain, "decode_masks", lambda *a, **k: (logits, iou_pred))
+    masks = torch.tensor([[[True, False], [False, False]], [[True, True], [False, False]]])
+    emb = torch.zeros(2, 128, 8, 8)
+
+    def by_hand(z, t, s):
+        z, t = z.numpy().astype(np.float64), t.numpy().astype(np.float64)
+        bce = np.mean(np.log1p(np.exp(-np.abs(z))) + np.maximum(z, 0) - z * t)
+        p = 1 / (1 + np.exp(-z))
+        loss = bce + 1 - (2 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1)
+        pred = z > 0
+        iou = (pred & (t > 0)).sum() / max(1, (pred | (t > 0)).sum())
+        return loss, iou, loss + (s - iou) ** 2
+
+    loss, iou = pretrain._prompt_losses(sam, emb, masks, torch.tensor([[0.0, 0.0], [1.0, 0.0]]), None)
+    for i in range(2):  # point: the best (lowest mask loss) of outputs 1..3 is trained
+        cands = [by_hand(logits[i, k], masks[i], float(iou_pred[i, k])) for k in (1, 2, 3)]
+        best = int(np.argmin([c[0] for c in cands]))
+        assert loss[i].item() == pytest.approx(cands[best][2], rel=1e-5)
+        assert iou[i].item() == pytest.approx(cands[best][1])
+    assert [int(np.argmin([by_hand(logits[i, k], masks[i], 0)[0] for k in (1, 2, 3)])) for i in range(2)] == [1, 2]
+    loss, iou = pretrain._prompt_losses(sam, emb, masks, None, torch.tensor([[0., 0., 0., 0.], [0., 0., 1., 0.]]))
+    for i in range(2):  # box: the single-mask output 0
+        want = by_hand(logits[i, 0], masks[i], float(iou_pred[i, 0]))
+        assert loss[i].item() == pytest.approx(want[2], rel=1e-5) and iou[i].item() == pytest.approx(want[1])
+
+
+# ----------------------------------------------------------------------------- micro-SAM study (chapter 30)
+
+def test_render_faces_streams_and_part_names():
+    from dfnb.models.dadf.micro_sam_study import render_faces
+
+    a, names = render_faces(2, 0, 0, 64)
+    b, _ = render_faces(2, 0, 0, 64)
+    c, _ = render_faces(1, 1, 0, 64)
+    assert len(a) == 2 and names[0] == "skin" and "fg" in names and len(a[0][1]) == len(names)
+    img, parts = a[0]
+    assert img.shape == (64, 64, 3) and img.dtype == np.float32 and 0 <= img.min() and img.max() <= 1
+    assert parts[0].shape == (64, 64)
+    assert np.array_equal(a[1][0], b[1][0])  # the same stream renders the same faces
+    assert not np.array_equal(a[0][0], c[0][0])  # another stream, other identities
+    assert render_faces(0, 0, 0, 64) == ([], [])
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        render_faces(-1, 0, 0, 64)
+
+
+def _results():
+    # two faces, parts (a, b, c): face 0 prompts a and c, face 1 only b
+    m = torch.zeros(2, 4, 4, dtype=torch.bool)
+    m[0, :2, :2] = True   # a 2x2 part, box (0, 0, 1, 1)
+    m[1, 1:3, 1:4] = True  # a 2x3 part, box (1, 1, 3, 2)
+    box = [{"keep": torch.tensor([True, False, True]), "iou": torch.tensor([0.5, 0.25]), "masks": m,
+            "prompts": torch.tensor([[0., 0., 1., 1.], [1., 1., 2., 2.]])},
+           {"keep": torch.tensor([False, True, False]), "iou": torch.tensor([1.0]), "masks": m[1:],
+            "prompts": torch.tensor([[1., 1., 3., 2.]])}]
+    point = [dict(r, iou=r["iou"] / 2) for r in box]
+    return {"box": box, "point": point}
+
+
+def test_box_as_mask_iou_hand_case():
+    from dfnb.models.dadf.micro_sam_study import box_as_mask_iou
+
+    # face 0: exact box of part a (IoU 1); box (1, 1, 2, 2), 4 pixels, inside the 6-pixel part: 4 / 6;
+    # face 1: exact box of its part (IoU 1)
+    assert box_as_mask_iou(_results()["box"]) == pytest.approx((1 + 4 / 6 + 1) / 3)
+    with pytest.raises(ValueError, match="no box prompt"):
+        box_as_mask_iou([])
+
+
+def test_per_prompt_iou_tables_and_conclusion():
+    from dfnb.models.dadf import micro_sam_study as ms
+
+    per = ms.per_prompt_iou(_results(), ["a", "b", "c"])
+    assert per.to_dict("list") == {"prompt": ["box"] * 3 + ["point"] * 3, "part": ["a", "c", "b"] * 2,
+                                   "iou": [0.5, 0.25, 1.0, 0.25, 0.125, 0.5]}
+    by = ms.iou_by_part(per, ["c", "b", "a", "never"])
+    assert list(by.index) == ["c", "b", "a"] and list(by.columns) == ["box", "point", "n"]
+    assert by.loc["b", "point"] == 0.5 and by["n"].tolist() == [1, 1, 1]
+    t = ms.miou_table(per, 0.4, (0.1, 0.05))
+    assert t.loc["micro-SAM (pretrained)", "box mIoU"] == pytest.approx(1.75 / 3)
+    assert t.loc["box as mask", "box mIoU"] == 0.4 and np.isnan(t.loc["box as mask", "point mIoU"])
+    row = ms.pretraining_table({"steps": 4}, 2.0, 3_000_000, 2**20).iloc[0]
+    assert (row["seconds per step"], row["parameters (M)"], row["checkpoint (MB)"]) == (0.5, 3.0, 1.0)
+    assert ms.pretraining_table(None, 1.0, 10, None).index[0] == "SAM (loaded)"
+    with pytest.raises(ValueError, match="kept parts"):
+        ms.per_prompt_iou(_results(), ["a", "b"])
+    import pandas as pd
+
+    parts = pd.DataFrame({"box": [0.8, 0.7, 0.05, 0.1]}, index=["skin", "fg", "eyes", "mouth"])
+    text = ms.conclusion(0.6, 0.3, 0.5, 0.1, parts, 300)
+    assert text.startswith("micro-SAM's box mIoU on held-out faces is **0.600** (point 0.300), above the "
+                           "box-as-mask answer (0.500) and above the untrained model (0.100).")
+    assert "large parts (fg 0.70, skin 0.80) against small ones (eyes 0.05, mouth 0.10)" in text
+    assert "After 300 steps it has learned the large parts far better" in text
+    short = ms.conclusion(0.2, 0.3, 0.5, 0.3, parts.assign(box=0.5), 1)
+    assert "below the box-as-mask answer" in short and "below the untrained" in short and "After" not in short
+    assert "Per part" not in ms.conclusion(0.2, 0.3, 0.5, 0.3, parts.loc[["skin"]], 1)
+
+
+def test_micro_sam_figures_draw():
+    import matplotlib.pyplot as plt
+
+    from dfnb.models.dadf import micro_sam_study as ms
+
+    res = _results()
+    for r in res["box"] + res["point"]:
+        r["pred"] = r["masks"].clone()
+    faces = [(np.zeros((4, 4, 3), np.float32), None)] * 2
+    figs = [ms.prompts_figure(faces, res, ["eyes", "b", "c"], seed=0, n_faces=2),
+            ms.pretraining_curves({"loss": [1.0, 0.5, 0.4], "iou": [0.1, 0.2, 0.3]}),
+            ms.parts_figure(np.zeros((4, 4, 3)), [np.ones((4, 4))], ["skin"])]
+    assert [len(f.axes) for f in figs] == [8, 2, 2]
+    assert figs[0].axes[0].get_title().startswith("box: eyes")  # the eyes, where prompted
+    for f in figs:
+        plt.close(f)
+
+
+# ----------------------------------------------------------------------------- DADF study (chapter 31)
+
+_FAM = ["deepfakes", "face2face", "faceswap", "neuraltextures"]
+
+
+def _report(pbca=0.9, iinc=0.1, iou=0.3, auc=0.75, eer=0.25, probs=(0.2, 0.8, 0.8, 0.8, 0.8),
+            masks=None):
+    labels = np.array([0, 1, 1, 1, 1])
+    rep = {"localization": {"pbca_all": pbca, "iinc_all": iinc, "iou_fake": iou},
+           "detection": {"frame_auc": auc, "frame_eer": eer}, "probs": np.array(probs), "labels": labels,
+           "n": 5}
+    if masks is not None:
+        rep["pred_masks"] = masks
+    return rep
+
+
+def test_sam_kwargs_names_the_sam_and_refuses_a_missing_file(tmp_path):
+    from dfnb.models.dadf.study import sam_kwargs
+
+    path = tmp_path / "micro.pt"
+    save_micro_sam(build_sam("micro", 64), path, {"steps": 7})
+    kw, desc, steps = sam_kwargs(sam_checkpoint=None, sam_type=None, micro_sam_path=str(path), profile="smoke")
+    assert kw == {"micro_sam_path": str(path)} and steps == 7 and desc.endswith("(7 pretraining steps)")
+    kw, desc, steps = sam_kwargs(sam_checkpoint="sam.pth", sam_type="vit_b", micro_sam_path=None, profile="x")
+    assert kw == {"sam_checkpoint": "sam.pth", "model_type": "vit_b"} and steps is None and "Meta" in desc
+    with pytest.raises(FileNotFoundError, match="run chapter 30 first"):
+        sam_kwargs(sam_checkpoint=None, sam_type=None, micro_sam_path=str(tmp_path / "no.pt"), profile="smoke")
+
+
+def test_small_study_helpers():
+    from dfnb.models.dadf import study
+
+    study.check_model_names(["dadf"], ["sam_lora"])
+    with pytest.raises(ValueError, match=r"unknown model names \['vit'\]"):
+        study.check_model_names(["dadf"], ["vit"])
+    assert study.plural(1, "epoch") == "1 epoch" and study.plural(3, "epoch") == "3 epochs"
+    meth = ["real", "a", "a", "real", "a", "a", "a"]
+    assert study.viewer_indices(meth, n_fake=2, n_real=1) == [1, 4, 0]
+    gt = torch.zeros(2, 1, 2, 2)
+    gt[0, 0, 0, 0] = 1.0
+    assert study.empty_mask_pbca(gt) == pytest.approx(87.5)
+    sc = {"x": {"PBCA": 90.001, "IINC": 5.0}, "y": {"PBCA": 90.0, "IINC": 4.0}, "z": {"PBCA": 80.0, "IINC": 9.0}}
+    assert study.leaders(sc, "PBCA") == ["x", "y"] and study.leaders(sc, "IINC") == ["y"]
+    names = {"x": "X", "y": "Y", "z": "Z"}
+    assert study.standing(sc, "IINC", "y", names) == "best on IINC"
+    assert study.standing(sc, "PBCA", "x", names) == "tied for best on PBCA with Y"
+    assert study.standing(sc, "IINC", "z", names) == "not best on IINC, where Y leads (4.00 %)"
+
+
+def test_localization_mask_area_and_acc_tables():
+    from dfnb.models.dadf import study
+
+    masks = np.zeros((5, 1, 2, 2), np.float32)
+    masks[0, 0, 0, 0] = masks[1:, 0, :, :1] = 0.9  # a real face: 1 of 4 pixels; each fake: 2 of 4
+    reports = {"dadf": _report(masks=masks), "sam_full_ft": _report(pbca=0.8, iinc=0.2)}
+    t1, recs = study.localization_table(reports, {"dadf": _report(pbca=0.7)}, "ff", "fm", with_fmld=True)
+    assert list(t1.index) == ["DADF", "SAM"]
+    assert t1.loc["DADF", "PBCA ff HQ (%)"] == pytest.approx(90.0) and t1.loc["SAM", "IINC ff HQ (%)"] == 20.0
+    assert t1.loc["DADF", "PBCA fm (%)"] == pytest.approx(70.0) and np.isnan(t1.loc["SAM", "PBCA fm (%)"])
+    assert (t1.loc["DADF", "PBCA paper FF++ HQ"], t1.loc["SAM", "IINC paper FMLD"]) == (96.64, 3.40)
+    assert len(recs) == 9 and recs[0] == {"name": "pbca", "value": pytest.approx(90.0), "model": "dadf",
+                                          "data": "ff hq test", "dataset": "ff", "split": "test"}
+    area, recs = study.mask_area_table({"dadf": reports["dadf"]}, "ff")
+    assert area.loc["DADF"].tolist() == pytest.approx([25.0, 50.0, 100.0])
+    assert recs == [{"name": "mask_area_auc", "value": pytest.approx(100.0), "model": "dadf", "data": "ff hq test", "dataset": "ff", "split": "test"}]
+    methods = ["real", *_FAM]
+    probs = (0.2, 0.8, 0.3, 0.8, 0.8)  # face2face missed: its subset 50 %, the others 100 %
+    q = {"HQ": {"dadf": _report(probs=probs)}, "LQ": {"dadf": _report()}}
+    t2, recs = study.acc_table(q, {"HQ": methods, "LQ": methods}, "ff")
+    assert list(t2.index) == [("DADF", "ff HQ (ours)"), ("DADF", "ff LQ (ours)"), ("DADF", "paper FF++ (LQ)")]
+    assert t2.loc[("DADF", "ff HQ (ours)")][["DF", "F2F", "Average", "AUC"]].tolist() == [100, 50, 87.5, 75]
+    assert t2.loc[("DADF", "paper FF++ (LQ)"), "Average"] == 95.94
+    assert len(recs) == 12 and recs[1]["manipulation"] == "F2F" and recs[5] == {
+        "name": "auc", "value": 75.0, "model": "dadf", "data": "ff hq test", "dataset": "ff", "split": "test"}
+
+
+def test_cross_table_evaluates_each_set_and_averages():
+    from dfnb.models.dadf.study import cross_table
+
+    class Fake:
+        def __init__(self, aucs):
+            self.aucs = aucs
+
+        def evaluate(self, ds, batch_size, device):
+            return {"detection": {"frame_auc": self.aucs[ds], "frame_eer": 1 - self.aucs[ds]}}
+
+    sets = {"d LQ": "d", "t HQ": "th", "t LQ": "tl"}
+    paper = {"d LQ": "DFD (LQ)", "t HQ": "DF-TIMIT (HQ)", "t LQ": "DF-TIMIT (LQ)"}
+    t3, recs = cross_table({"dadf": Fake({"d": 0.6, "th": 0.5, "tl": 0.7})}, sets, paper, "ff")
+    ours = t3.loc[("DADF", "ours: trained ff HQ")]
+    assert ours["d LQ | DFD (LQ) AUC"] == pytest.approx(60.0) and ours["Average AUC"] == pytest.approx(60.0)
+    assert ours["Average EER"] == pytest.approx(40.0)
+    assert t3.loc[("DADF", "paper: trained FF++ (LQ)"), "Average AUC"] == 53.40
+    assert len(recs) == 8 and recs[-1]["data"] == "cross-dataset average"
+
+
+@pytest.mark.filterwarnings("ignore:micro-SAM is randomly initialised")
+def test_ablation_scores_train_through_the_cache_and_tables(tmp_path):
+    from _ddp_worker import ToyFaces
+    from dfnb.models.dadf import study
+
+    class Faces(ToyFaces):
+        @property
+        def methods(self):
+            return ["square" if int(v) else "real" for v in self.labels]
+
+    train, val, test = Faces(8, size=64, seed=0), Faces(4, size=64, seed=1), Faces(4, size=64, seed=2)
+    for i, d in enumerate((train, val, test)):
+        d.fingerprint = f"toy-{i}"
+    plan = {"5": ["C", "dadf"]}
+    kw = dict(seed=3, model_kwargs={"img_size": 64}, families={"square": "SQ"}, cache=tmp_path, epochs=1,
+              batch_size=4, lr=1e-3)
+    sc, secs = study.ablation_scores(plan, train, val, test, **kw)
+    assert list(sc) == ["C", "dadf"] and set(sc["C"]) == {"PBCA", "IINC", "ACC", "AUC", "EER"}
+    assert all(s > 0 for s in secs.values())
+    assert {p.name for p in (tmp_path / "dadf").iterdir()} and len(list((tmp_path / "dadf").iterdir())) == 2
+    again, secs2 = study.ablation_scores(plan, train, val, test, **kw)  # loaded, not retrained
+    assert again == sc and secs2 == secs
+    recs = study.ablation_records(sc, secs, 1, "ff")
+    assert [r["name"] for r in recs[:4]] == ["ablation_pbca", "ablation_iinc", "ablation_acc",
+                                             "ablation_train_seconds"]
+    t5 = study.ablation_table(plan, "5", sc, "ff", 1)
+    assert list(t5.index.get_level_values("data")) == ["ff HQ (ours)", "FF++ HQ (paper)"] * 2
+    from dfnb import papers
+
+    paper_c = papers.pivot("dadf", "5").loc["Multiscale Adapter-C", ("FF++ (HQ)", "PBCA")]
+    assert t5.loc[("Multiscale Adapter-C", "FF++ HQ (paper)"), "PBCA"] == paper_c
+    assert t5.loc[("Multiscale Adapter", "ff HQ (ours)"), "PBCA"] == pytest.approx(sc["dadf"]["PBCA"])
+    fig = study.ablation_figure(t5, "5", "ff", ref=50.0, ref_label="all-zero mask")
+    assert fig.axes[0].get_legend() is not None
+    t6 = study.ablation_table({"6": ["dadf"]}, "6", sc, "ff", 1, with_paper=False)
+    assert len(t6) == 1 and study.ablation_figure(t6, "6", "ff").axes[0].get_legend() is None
+
+
+def test_dadf_figures_draw():
+    import matplotlib.pyplot as plt
+
+    from dfnb.models.dadf import study
+
+    class Set:
+        methods = ["real", "a"]
+
+        def __getitem__(self, i):
+            return {"image": torch.rand(3, 64, 64), "method": self.methods[i], "mask": torch.zeros(1, 64, 64)}
+
+        def __len__(self):
+            return 2
+
+    gt = torch.zeros(2, 1, 64, 64)
+    gt[1, 0, 10:30, 10:30] = 1
+    m = _dadf("dadf", img_size=64).eval()
+    auc, n = study.attention_pixel_auc(m, Set(), gt)
+    assert n == 1 and 0 <= auc <= 1
+    rep = {"dadf": {"pred_masks": np.zeros((2, 1, 64, 64), np.float32)}}
+    figs = [study.adapter_rf_figure(0), study.masks_figure(Set(), gt, rep, [0, 1]),
+            study.attention_figure(m, torch.rand(2, 3, 64, 64), gt, ["real", "a"])]
+    assert [len(f.axes) for f in figs] == [6, 4, 4]
+    assert figs[0].axes[2].get_title() == "dilated branch 3: 15x15"
+    for f in figs:
+        plt.close(f)
+    with pytest.raises(ValueError, match="no fake test face"):
+        study.attention_pixel_auc(m, Set(), torch.zeros(2, 1, 64, 64))
+
+
+def test_sentence_templates():
+    from dfnb.models.dadf import study
+
+    d, s = {"PBCA": 90.0, "IINC": 5.0, "ACC": 60.0}, {"PBCA": 91.0, "IINC": 6.0, "ACC": 55.0}
+    paper = {"DADF": {"PBCA": 96.64, "IINC": 3.21, "ACC": 95.94}, "SAM": {"PBCA": 92.97, "IINC": 4.25, "ACC": 86.27}}
+    h = study.headline("ff", d, s, 85.0, paper)
+    assert h.startswith("On `ff` HQ test, DADF reaches PBCA 90.00 % / IINC 5.00 % and average ACC 60.00 %; the "
+                        "fully fine-tuned SAM baseline")
+    assert h.endswith("SAM 92.97 / 4.25 and 86.27 % on FF++.")
+    assert "SAM" not in study.headline("ff", d, None, 85.0, {"DADF": paper["DADF"]})
+    assert study.versus_sam(d, s) == ("**DADF does not beat the SAM baseline on PBCA here** (it does on ACC, and also "
+                                      "on IINC).")
+    assert study.versus_sam(s, d).startswith("**DADF does not beat the SAM baseline on ACC here** (it does on PBCA, "
+                                             "and not")
+    assert study.versus_sam({**d, "PBCA": 92.0}, s).startswith("DADF beats the SAM baseline on both")
+    area = {"marked pixels, real faces (%)": 1.0, "marked pixels, fake faces (%)": 2.0,
+            "AUC of the marked area as a fake score (%)": 50.0}
+    assert "marks almost nothing" in study.mask_area_sentence(area)
+    assert "separate real from fake" in study.mask_area_sentence(
+        {**area, "AUC of the marked area as a fake score (%)": 70})
+    assert "whether or not it is forged" in study.mask_area_sentence({**area, "marked pixels, fake faces (%)": 30})
+    ch = study.chance_sentence({"DADF": 51.0, "SAM": 48.0}, True, 1, 10)
+    assert "(test AUC DADF 51.0 %, SAM 48.0 %)" in ch and "in 1 epoch over 10 training faces" in ch
+    assert "settles on one class" in ch and "settles" not in study.chance_sentence({"DADF": 51.0}, False, 3, 1)
+    assert study.chance_sentence({"DADF": 70.0}, True, 1, 10) == ""
+    assert "with 300 training faces" in study.localization_reading(True, 300, 4)
+    assert "for 1 pretraining step (chapter 30)" in study.localization_reading(False, 300, 1)
+    assert "micro-SAM" not in study.localization_reading(False, 300, None)
+    for text in (h, ch, study.localization_reading(True, 1, 2)):
+        assert "(s)" not in text and "nan" not in text.lower()
+
+
+def _tables():
+    import pandas as pd
+
+    from dfnb import papers
+
+    p1 = papers.pivot("dadf", "1")
+    t1 = pd.DataFrame({"PBCA ff HQ (%)": [84.0, 84.3], "IINC ff HQ (%)": [46.2, 46.1],
+                       "PBCA paper FF++ HQ": [96.64, 92.97], "IINC paper FF++ HQ": [3.21, 4.25],
+                       "PBCA fm (%)": [68.55, 64.16], "IINC fm (%)": [44.71, 47.26],
+                       "PBCA paper FMLD": p1.loc[["DADF", "SAM"], ("FMLD", "PBCA")].to_numpy(),
+                       "IINC paper FMLD": p1.loc[["DADF", "SAM"], ("FMLD", "IINC")].to_numpy()},
+                      index=pd.Index(["DADF", "SAM"], name="method"))
+    fams = {c: [50.0] * 2 for c in ("DF", "F2F", "FS", "NT")}
+    t2 = pd.DataFrame({**fams, "Average": [50.0, 50.0]},
+                      index=pd.MultiIndex.from_tuples([("DADF", "ff HQ (ours)"), ("SAM", "ff HQ (ours)")],
+                                                      names=["method", "data"]))
+    t3 = pd.DataFrame({"Average AUC": [52.0, 53.4, 49.0, 46.5], "Average EER": [48.0, 47.48, 50.0, 53.82]},
+                      index=pd.MultiIndex.from_product([["DADF", "SAM"], ["ours: trained ff HQ",
+                                                                          "paper: trained FF++ (LQ)"]],
+                                                       names=["method", "data"]))
+    area = pd.DataFrame({"marked pixels, real faces (%)": [1.0], "marked pixels, fake faces (%)": [1.2],
+                         "AUC of the marked area as a fake score (%)": [48.0]}, index=["DADF"])
+    return t1, t2, t3, area
+
+
+def test_findings_and_more_findings_read_the_tables():
+    from dfnb.models.dadf import study
+
+    t1, t2, t3, area = _tables()
+    text = study.findings("ff", t1, t2, area, {"DADF": 51.0, "SAM": 50.0}, 85.0, epochs=1, n_train=10,
+                          sam_steps=4)
+    assert "**DADF does not beat the SAM baseline on PBCA and ACC here**." in text
+    assert "settles on one class" in text and "for 4 pretraining steps" in text
+    row = lambda pbca, iinc: {"PBCA": pbca, "IINC": iinc, "ACC": 50.0}  # noqa: E731
+    sc = {"sam": row(84.33, 46.09), "adapter_only": row(84.03, 46.16), "dadf": row(84.02, 46.16),
+          "B": row(84.03, 46.16), "rec_fake": row(84.03, 46.16)}
+    plan = {"4": ["sam", "adapter_only", "dadf"], "5": ["B", "dadf"], "6": ["dadf", "rec_fake"]}
+    more = study.more_findings(ff="ff", fm="fm", n_train_fm=8, table1=t1, pbca_empty_fmld=68.56, dfd="d", tim="t",
+                               table3=t3, plan=plan, abl_scores=sc, epochs=1, seed=0, pbca_empty=84.5)
+    paras = more.split("\n\n")
+    assert [p[:12] for p in paras] == ["**FMLD colum", "**Cross-data", "**Ablations ", "**Table 5.**",
+                                       "**Table 6.**", "All ablation"]
+    assert "DADF is ahead of SAM on PBCA and ahead on IINC" in paras[0] and "below the all-zero mask" in paras[0]
+    assert "is 52.0 % (EER 48.0 %) against SAM's 49.0 %; the best average AUC here is DADF's" in paras[1]
+    assert "Every model's average is within 5 points of chance" in paras[1]
+    assert "(Table 4, 1 epoch per model)" in paras[2] and "not best on PBCA, where SAM leads (84.33 %)" in paras[2]
+    assert "changes PBCA by -0.30 and ACC by +0.00 points (paper: +3.34, +8.21)" in paras[2]
+    assert "on PBCA it does not beat Multiscale Adapter-B" in paras[3] and "not the best adapter" in paras[3]
+    assert "does not confirm" in paras[4]
+    assert "within 0.48 points of the all-zero mask's (84.50 %)" in paras[5] and "ACC exactly 50 %" in paras[5]
+    assert "(s)" not in text + more and "nan" not in (text + more).lower()
+    assert study.more_findings(ff="ff", fm=None, n_train_fm=0, table1=t1, pbca_empty_fmld=None, dfd=None, tim=None,
+                               table3=None, plan={}, abl_scores={}, epochs=1, seed=0, pbca_empty=84.5) == ""
+    five = study.table5_paragraph({"B": {"PBCA": 1, "ACC": 1, "IINC": 9}, "C": {"PBCA": 3, "ACC": 1, "IINC": 9},
+                                   "dadf": {"PBCA": 2, "ACC": 2, "IINC": 1}})
+    assert ("on PBCA it beats Multiscale Adapter-B but not Multiscale Adapter-C; on ACC it beats all of "
+            "Multiscale Adapter-B, Multiscale Adapter-C") in five

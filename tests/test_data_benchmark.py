@@ -58,6 +58,20 @@ def test_fake_equals_its_pristine_source_where_mask_is_zero(ffpp_raw):
     assert n == 16
 
 
+def test_load_split_hands_out_pristine_sources_for_synthetic_sets_only(ffpp_raw, cache, monkeypatch, tmp_path):
+    from dfnb.data import load_split
+
+    monkeypatch.setenv("DFNB_DATA_CACHE", str(cache))  # the module's cache: ffpp_raw is reused, not rendered
+    name, ds = load_split("ffpp-syn", "test", quality="raw", return_source=True, **KW)
+    assert name == "ffpp-syn" and ds.root == ffpp_raw.root and ds.return_source
+    fake = next(i for i in range(len(ds)) if ds[i]["method"] != "real")
+    x = ds[fake]
+    assert (x["image"] - x["source"]).abs().amax(0)[x["mask"][0] == 1].mean() > 0.01
+    assert "source" not in load_split("ffpp-syn", "test", quality="raw", **KW)[1][fake]
+    with pytest.raises(ValueError, match="return_source"):  # refused before any real file is read
+        load_split("ffpp-syn", "test", real="ffpp", root=tmp_path, return_source=True)
+
+
 def test_same_seed_gives_byte_identical_data(tmp_path):
     def digest(d):
         h = hashlib.sha256()

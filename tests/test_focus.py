@@ -258,8 +258,41 @@ def test_gradcam_of_the_focus_rgb_branch_is_nonzero_on_fakes_only():
     assert m[0].max() > 0 or m[2].max() > 0  # the CARP head gives the patch tokens a gradient
 
 
+def test_vit_encoder_layer_is_pre_norm_residual():
+    # Eq. 3 as the branches compute it: z' = MHSA(LN(z)) + z, z_out = MLP(LN(z')) + z'
+    blk = tiny_focus().rgb.vit.blocks[0].eval()
+    z = torch.randn(2, 5, 32)
+    z1 = blk.attn(blk.norm1(z)) + z
+    assert torch.allclose(blk(z), blk.mlp(blk.norm2(z1)) + z1, atol=1e-6)
+
+
+def test_losses_are_cross_entropies_eq6_eq7():
+    from dfnb.models.focus.carp import localization_loss
+
+    logits, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1])
+    by_hand = -(torch.log(torch.tensor(1 / (1 + np.exp(-2.0)))) + torch.log(torch.tensor(1 / (1 + np.exp(-1.0))))) / 2
+    assert torch.allclose(localization_loss(logits, y), by_hand.float(), atol=1e-6)
+    model = tiny_focus().train()
+    out = model(torch.rand(2, 3, 32, 32))
+    parts = model.losses(out, {"label": y})
+    ce = lambda z: -torch.log_softmax(z, dim=1)[torch.arange(2), y].mean()  # noqa: E731
+    assert torch.allclose(parts["loss_loc_rgb"], ce(out["logits_rgb"]), atol=1e-6)
+    assert torch.allclose(parts["loss_loc_aux"], ce(out["logits_aux"]), atol=1e-6)
+    assert torch.allclose(parts["loss_cls"], ce(out["logits_cls"]), atol=1e-6)
+
+
 # --------------------------------------------------------------------------- protocol (chapter 20's helpers)
-from dfnb.models.focus import protocol  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from dfnb.models.focus import protocol, summary  # noqa: E402
+
+
+class _Faces(list):
+    """A list data set with a fingerprint (what dfnb.experiments needs to cache what trains on it)."""
+
+    def __init__(self, items, fingerprint):
+        super().__init__(items)
+        self.fingerprint = fingerprint
 
 
 def _faces(n=8, size=32, seed=0):
@@ -273,9 +306,11 @@ def _faces(n=8, size=32, seed=0):
         if y:
             mask[:, 8:20, 8:20] = 1
         img = src + 0.5 * mask
+        lm = torch.full((68, 2), float("nan")) if i % 4 == 1 else torch.tensor(
+            [[4.0 + 24 * np.cos(t) / 2 + 12, 4.0 + 24 * np.sin(t) / 2 + 12] for t in np.linspace(0, 6.2, 68)])
         items.append({"image": img, "source": src, "mask": mask, "label": torch.tensor(y),
-                      "method": "fake" if y else "real"})
-    return items
+                      "method": "fake" if y else "real", "landmarks": lm.float(), "identity": i // 2})
+    return _Faces(items, f"faces-{n}-{size}-{seed}")
 
 
 def test_rgb_branch_equals_the_full_models_rgb_logits():
@@ -283,7 +318,6 @@ def test_rgb_branch_equals_the_full_models_rgb_logits():
     for size in (32, 48):  # 48: resized to the model's 32 like FoCus.forward does
         x = torch.rand(2, 3, size, size)
         assert torch.allclose(protocol.RGBBranch(model)(x), model(x)["logits_rgb"], atol=1e-6)
-
 
 def test_source_maps_shapes_zero_real_faces_and_errors():
     ds = _faces(6)
@@ -303,60 +337,12 @@ def test_source_maps_shapes_zero_real_faces_and_errors():
     with pytest.raises(KeyError, match="return_source"):
         protocol.source_maps("ssim", [{k: v for k, v in it.items() if k != "source"} for it in ds])
 
-
 def test_with_map_checks_lengths():
     ds = _faces(4)
     wm = protocol.WithMap(ds, protocol.source_maps("gt", ds))
     assert wm[1]["map"].dtype == torch.float32 and torch.equal(wm[1]["map"], ds[1]["mask"])
     with pytest.raises(ValueError, match="3 maps for 4 faces"):
         protocol.WithMap(ds, torch.zeros(3, 1, 32, 32))
-
-
-@pytest.mark.parametrize("model,kw", [("evaluator_effnet", dict(backbone="efficientnet_lite0", fpn_channels=8)),
-                                      ("evaluator_pcl", dict(backbone="resnet18", embed_dim=8))])
-def test_evaluate_map_source_trains_and_tests_every_set(model, kw):
-    tr, va, te = _faces(8, seed=0), _faces(4, seed=1), _faces(4, seed=2)
-    maps = protocol.source_maps("gt", tr), protocol.source_maps("gt", va)
-    r = protocol.evaluate_map_source(tr, va, *maps, {"a": te, "b": te[:2] + te[3:]}, epochs=1, batch_size=4,
-                                     lr=1e-3, seed=0, model=model, model_kwargs=kw, progress=False)
-    assert set(r["auc"]) == set(r["acc"]) == {"a", "b"} and all(0 <= v <= 1 for v in r["auc"].values())
-    assert len(r["probs"]["b"][0]) == 3 and r["seconds"] > 0 and len(r["history"].epochs) == 1
-    assert (r["localization"] is None) == (model == "evaluator_pcl")  # PCL has no map head
-    with pytest.raises(KeyError, match="loc_set"):
-        protocol.evaluate_map_source(tr, va, *maps, {"a": te}, epochs=1, batch_size=4, lr=1e-3, seed=0,
-                                     model=model, model_kwargs=kw, loc_set="zzz")
-
-
-def test_train_focus_is_seeded_and_fused_features_feed_the_cl_head():
-    tr = _faces(4)
-    kw = dict(TINY, img_size=32, patch_size=8)
-    with pytest.warns(UserWarning, match="val_set is None"):  # no validation split: the last epoch is kept
-        m1, h1, _ = protocol.train_focus(tr, None, epochs=1, batch_size=4, lr=1e-3, seed=3, progress=False, **kw)
-        m2, _, _ = protocol.train_focus(tr, None, epochs=1, batch_size=4, lr=1e-3, seed=3, progress=False, **kw)
-    assert len(h1.epochs) == 1
-    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
-    f, y, methods = protocol.fused_features(m1, tr, batch_size=3)
-    assert f.shape == (4, 32) and list(y) == [0, 1, 0, 1] and methods == ["real", "fake"] * 2
-    x = torch.stack([it["image"] for it in tr])
-    with torch.no_grad():
-        assert torch.allclose(m1.cl.head(torch.as_tensor(f)), m1.eval()(x)["logits_cls"], atol=1e-5)
-    with pytest.raises(ValueError, match="CL block"):
-        protocol.fused_features(tiny_focus(cl=False), tr)
-
-
-def test_beside_paper_pairs_columns_and_converts_to_percent():
-    import pandas as pd
-
-    ours = pd.DataFrame({"acc": [0.5, 0.25], "cdf-syn": [0.75, 1.0]}, index=["FoCus", "Ours only"])
-    paper = pd.DataFrame({("FF", "ACC"): [90.0], ("CDF", "AUC"): [70.0]}, index=["FoCus"])
-    t = protocol.beside_paper(ours, {"paper (FF)": paper}, {"acc": ("FF", "ACC"), "cdf-syn": ("CDF", "AUC")},
-                              "this run (syn)")
-    assert list(t.columns) == ["acc | FF ACC", "cdf-syn | CDF AUC"]
-    assert t.loc[("FoCus", "this run (syn)")].tolist() == [50.0, 75.0]
-    assert t.loc[("FoCus", "paper (FF)")].tolist() == [90.0, 70.0]
-    assert ("Ours only", "paper (FF)") not in t.index and t.loc[("Ours only", "this run (syn)")].tolist() == [25.0, 100.0]
-    with pytest.raises(KeyError, match="not in this run"):
-        protocol.beside_paper(ours, {}, {"auc": ("FF", "AUC")}, "x")
 
 
 def test_loo_1nn_accuracy_by_hand():
@@ -367,7 +353,6 @@ def test_loo_1nn_accuracy_by_hand():
     with pytest.raises(ValueError, match="N >= 2"):
         protocol.loo_1nn_accuracy(f[:1], [0])
 
-
 def test_cam_source_maps_explain_only_the_fakes_and_match_compute_maps():
     ds = _faces(5)
     model = tiny_focus(img_size=32, patch_size=8)
@@ -377,3 +362,338 @@ def test_cam_source_maps_explain_only_the_fakes_and_match_compute_maps():
     ref = fmaps.compute_maps("gradcam", {"image": x, "label": y}, model=net, target_layer=model.rgb.vit.blocks[-1],
                              num_prefix_tokens=1)
     assert torch.allclose(got, ref, atol=1e-3) and torch.all(got[y == 0] == 0)
+
+
+@pytest.mark.parametrize("model,kw", [("evaluator_effnet", dict(backbone="efficientnet_lite0", fpn_channels=8)),
+                                      ("evaluator_pcl", dict(backbone="resnet18", embed_dim=8))])
+def test_evaluate_map_source_trains_once_and_tests_every_set(model, kw, tmp_path):
+    tr, va, te = _faces(8, seed=0), _faces(4, seed=1), _faces(4, seed=2)
+    maps = protocol.source_maps("gt", tr), protocol.source_maps("gt", va)
+    args = dict(epochs=1, batch_size=4, lr=1e-3, seed=0, model=model, model_kwargs=kw, cache=tmp_path)
+    r = protocol.evaluate_map_source(tr, va, *maps, {"a": te, "b": _Faces(te[:2] + te[3:], "b")}, **args)
+    assert set(r["auc"]) == set(r["acc"]) == {"a", "b"} and all(0 <= v <= 1 for v in r["auc"].values())
+    assert len(r["probs"]["b"][0]) == 3 and r["seconds"] > 0 and len(r["history"].epochs) == 1
+    assert (r["localization"] is None) == (model == "evaluator_pcl")  # PCL has no map head
+    again = protocol.evaluate_map_source(tr, va, *maps, {"a": te}, **args)  # same maps: loaded, same numbers
+    assert again["cached"] and not r["cached"] and again["auc"]["a"] == r["auc"]["a"]
+    other = protocol.evaluate_map_source(tr, va, torch.zeros_like(maps[0]), maps[1], {"a": te}, **args)
+    assert not other["cached"]  # other maps: another experiment
+    with pytest.raises(KeyError, match="loc_set"):
+        protocol.evaluate_map_source(tr, va, *maps, {"a": te}, loc_set="zzz", **args)
+
+
+def test_with_map_fingerprint_follows_the_maps():
+    ds = _faces(4)
+    gt = protocol.source_maps("gt", ds)
+    a, b = protocol.WithMap(ds, gt), protocol.WithMap(ds, gt.clone())
+    assert a.fingerprint == b.fingerprint and a.fingerprint.startswith("withmap:faces-4-32-0:")
+    assert protocol.WithMap(ds, torch.zeros_like(gt)).fingerprint != a.fingerprint
+
+
+def test_focus_through_train_seeded_is_seeded_and_fused_features_feed_the_cl_head(tmp_path):
+    from dfnb.experiments import train_seeded
+
+    tr = _faces(4)
+    kw = dict(model_kwargs=dict(TINY, img_size=32, patch_size=8), epochs=1, batch_size=4, lr=1e-3, seed=3)
+    with pytest.warns(UserWarning, match="val_set is None"):  # no validation split: the last epoch is kept
+        e1 = train_seeded("focus", tr, None, cache=False, **kw)
+        e2 = train_seeded("focus", tr, None, cache=False, **kw)
+    assert len(e1.history.epochs) == 1 and e1.state_dict_sha256() == e2.state_dict_sha256()
+    m1 = e1.model
+    f, y, methods = protocol.fused_features(m1, tr, batch_size=3)
+    assert f.shape == (4, 32) and list(y) == [0, 1, 0, 1] and methods == ["real", "fake"] * 2
+    x = torch.stack([it["image"] for it in tr])
+    with torch.no_grad():
+        assert torch.allclose(m1.cl.head(torch.as_tensor(f)), m1.eval()(x)["logits_cls"], atol=1e-5)
+    with pytest.raises(ValueError, match="CL block"):
+        protocol.fused_features(tiny_focus(cl=False), tr)
+
+
+def test_protocol_is_not_part_of_the_focus_experiment_key():
+    from dfnb.experiments import _default_code
+
+    code = _default_code("focus", None, ())
+    assert "dfnb.models.focus.focus" in code
+    assert not any(m.endswith(("protocol", "summary")) for m in code)
+
+
+def test_refusals_name_the_problem():
+    protocol.refuse_comparison_on_real(["ssim", "focus"], real=False)
+    protocol.refuse_comparison_on_real(["gradcam", "focus"], real=True)
+    with pytest.raises(ValueError, match=r"\['diff', 'ssim'\] need the pristine"):
+        protocol.refuse_comparison_on_real(["ssim", "focus", "diff"], real=True)
+    protocol.check_ablation_entries([None, "sobel"], ["-CL"], ["gradcam"])
+    with pytest.raises(ValueError, match=r"\['hsv', '-X'\]"):
+        protocol.check_ablation_entries(["hsv"], ["-X"], [])
+
+
+def test_batch_of_and_first_of_each():
+    ds = _faces(5)
+    b = protocol.batch_of(ds, [1, 3])
+    assert b["image"].shape == (2, 3, 32, 32) and b["method"] == ["fake", "fake"]
+    assert torch.equal(b["pristine"], torch.stack([ds[1]["source"], ds[3]["source"]]))
+    assert "pristine" not in protocol.batch_of([{k: v for k, v in it.items() if k != "source"} for it in ds], [0])
+    assert protocol.first_of_each(["b", "a", "b", "c"], ("a", "b", "z", "c")) == [1, 0, 3]
+
+
+def test_sobel_token_fraction_by_hand():
+    model = tiny_focus(img_size=32, patch_size=8).eval()  # 4x4 token grid
+    ds = _faces(4)
+    got = protocol.sobel_token_fraction(model, ds, batch_size=3)
+    x = torch.stack([it["image"] for it in ds])
+    with torch.no_grad():
+        S = model(x)["sub_mask"]  # (4, 1, 4, 4)
+    inside = torch.zeros(4, 4, dtype=torch.bool)
+    inside[1, 1] = inside[1, 2] = inside[2, 1] = True  # the square 8:20 covers 1, 1/2, 1/2, 1/4 of these cells
+    fakes = S[1::2, 0]
+    assert got["all test faces"] == pytest.approx(float(S.mean()))
+    assert got["real faces"] == pytest.approx(float(S[0::2].mean()))
+    assert got["fakes, inside the true mask"] == pytest.approx(float(fakes[:, inside].mean()))
+    assert got["fakes, outside the true mask"] == pytest.approx(float(fakes[:, ~inside].mean()))
+    assert model.training is False
+
+
+def test_direct_scores_per_family_and_the_face_hull():
+    ds = _faces(8)
+    y = np.array([int(it["label"]) for it in ds])
+    gt = protocol.source_maps("gt", ds).float().numpy()
+    hull = protocol.face_hull_maps(ds)
+    assert hull.shape == (8, 1, 32, 32) and hull[0::2].sum() == 0
+    assert hull[1].min() == 1  # NaN landmarks: the whole image
+    assert 0 < hull[3].mean() < 1  # a hull of the landmark ring
+    t = protocol.direct_scores({"perfect": gt, "hull": hull}, gt, y)
+    assert list(t.index) == ["perfect", "hull"] and list(t.columns) == list(protocol.DIRECT_KEYS)
+    assert t.loc["perfect", "pixel_auc_fake"] == 1 and t.loc["perfect", "iou_fake"] == 1
+    methods = np.array(["real", "a", "real", "b"] * 2)
+    fam = protocol.per_family_pixel_auc({"perfect": gt}, gt, y, methods, ("a", "b", "absent"))
+    assert list(fam.columns) == ["a", "b"] and (fam.loc["perfect"] == 1).all()
+
+
+def test_auc_table_bootstrap_and_ranking():
+    yy, pp = np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.8])
+    res = {"gt": {"auc": {"in": 0.9, "x1": 0.6, "x2": 0.8}, "probs": {"in": (yy, pp)}, "localization":
+                  {"pixel_auc_fake": 0.9}},
+           "none": {"auc": {"in": 0.7, "x1": 0.5, "x2": 0.5}, "probs": {"in": (yy, 1 - pp)}, "localization": None},
+           "diff": {"auc": {"in": 0.8, "x1": 0.4, "x2": 0.6}, "probs": {"in": (yy, pp)}, "localization":
+                    {"pixel_auc_fake": 0.7}},
+           "focus": {"auc": {"in": 0.6, "x1": 0.5, "x2": 0.5}, "probs": {"in": (yy, pp)}, "localization":
+                     {"pixel_auc_fake": 0.6}}}
+    t = protocol.auc_table(res, ["x1", "x2"])
+    assert t.loc["gt", "cross-domain mean"] == pytest.approx(0.7) and list(t.index) == list(res)
+    se = protocol.bootstrap_se(res, seed=0, n=50)
+    assert se.shape == (4, 1) and (se["in"] >= 0).all()
+    assert se.loc["gt", "in"] == 0  # a perfect ranking stays perfect in every resample with both classes
+    direct = pd.DataFrame({"pixel_auc_fake": {"diff": 0.8, "focus": 0.5}})
+    rank = protocol.ranking(direct, t, {s: r["localization"] for s, r in res.items()}, list(res), "in")
+    assert list(rank.index) == ["gt", "diff", "focus"] and rank.iloc[0, 0] == 1.0
+    taus = protocol.kendall_agreement(rank)
+    assert taus.loc["evaluator AUC (in)", "kendall_tau"] == pytest.approx(1.0)
+    assert np.isnan(protocol.kendall_agreement(rank.iloc[:2])["kendall_tau"]).all()
+
+
+def test_evaluator_row_and_ablation_agreement():
+    r = {"acc": {"in": 0.5}, "auc": {"in": 0.6, "x": 0.7, "z": 0.9}}
+    assert protocol.evaluator_row(r, "in", ["x", "z"]) == {"in ACC": 0.5, "in AUC": 0.6, "x": 0.7, "z": 0.9,
+                                                           "cross-domain mean": pytest.approx(0.8)}
+    assert np.isnan(protocol.evaluator_row(r, "in", [])["cross-domain mean"])
+    t5 = pd.DataFrame({"in AUC": [0.5, 0.6], protocol.PIXEL_AUC: [0.1, 0.2]}, index=["RGB", "RGB + Sobel (FoCus)"])
+    t6 = pd.DataFrame({"in AUC": [0.6, 0.7], protocol.PIXEL_AUC: [0.2, 0.3]}, index=["FoCus", "-CL"])
+    both, tau, p = protocol.ablation_agreement(t5, t6, "in")
+    assert list(both.index) == ["RGB", "RGB + Sobel (FoCus)", "-CL"] and tau == pytest.approx(1.0)
+    assert np.isnan(protocol.ablation_agreement(t5, t6.iloc[:1], "in")[1])
+
+
+def test_corruptions_are_seeded_per_item_and_tabled():
+    ds = _faces(4)
+    a, b = protocol.Corrupted(ds, "noise", 3, seed=1), protocol.Corrupted(ds, "noise", 3, seed=1)
+    assert torch.equal(a[2]["image"], b[2]["image"]) and not torch.equal(a[2]["image"], ds[2]["image"])
+    assert not torch.equal(a[2]["image"], protocol.Corrupted(ds, "noise", 3, seed=2)[2]["image"])
+    with pytest.raises(ValueError, match="unknown corruption"):
+        protocol.Corrupted(ds, "fog", 1, 0)
+    t = protocol.corruption_auc(tiny_focus(img_size=32, patch_size=8), ds, 0, kinds=("blur",), levels=(1, 2))
+    assert list(t.index) == ["blur", "clean"] and list(t.columns) == [1, 2, "mean"]
+    assert t.loc["blur", "mean"] == pytest.approx(t.loc["blur", [1, 2]].mean())
+
+
+def test_feature_separability_leaves_unknown_identities_out():
+    f = np.array([[0.0], [0.1], [1.0], [1.1]])
+    fam, y = np.array(["a", "a", "b", "b"]), np.array([0, 0, 1, 1])
+    t = protocol.feature_separability(f, fam, y, np.array([7, 7, 8, 8]))
+    assert list(t.index) == ["family (real + 4)", "real vs fake", "identity"]
+    assert t.loc["identity", "1-NN accuracy"] == 1 and t.loc["real vs fake", "majority share"] == 0.5
+    unknown = protocol.feature_separability(f, fam, y, np.array([-1, -1, -1, -1]))
+    assert "identity" not in unknown.index
+    assert "identity" not in summary.features_sentence(unknown)
+    assert "identity" in summary.features_sentence(t)
+    assert protocol.tsne_2d(np.random.default_rng(0).random((10, 3)), seed=0).shape == (10, 2)
+
+
+def test_ablation_study_trains_each_variant_once_and_fills_tables_v_vi_and_the_sweeps(tmp_path):
+    tr, va, te = _faces(8, seed=0), _faces(4, seed=1), _faces(4, seed=2)
+    gt = protocol.source_maps("gt", te).float().numpy()
+    y = np.array([int(it["label"]) for it in te])
+    seen = []
+    study = protocol.AblationStudy(
+        tr, va, {"train": tr, "val": va, "test": te}, {"in": te, "x": te}, gt, y, dataset="in",
+        focus_kwargs=dict(TINY, img_size=32, patch_size=8),
+        evaluator_kwargs=dict(backbone="efficientnet_lite0", fpn_channels=8), epochs=1, eval_epochs=1,
+        batch_size=4, lr=1e-3, eval_lr=1e-3, seed=0, metric=lambda name, value, **kw: seen.append(name),
+        cache=tmp_path)
+    t5 = study.table5(["sobel"])
+    assert list(t5.index) == ["RGB + Sobel (FoCus)"] and {"in ACC", "in AUC", "x", "cross-domain mean",
+                                                         protocol.PIXEL_AUC, protocol.HEAD_AUC} == set(t5.columns)
+    t6 = study.table6(["-CL"], ["gradcam"])
+    assert list(t6.index) == ["FoCus", "-CL", "GradCAM"] and np.isnan(t6.loc["GradCAM", protocol.HEAD_AUC])
+    assert t6.loc["FoCus"].equals(t5.loc["RGB + Sobel (FoCus)"].rename("FoCus"))  # one variant, judged once
+    assert len(study.variants) == 2 and len(study.judged) == 3
+    assert study.variant() is study.variant(K=32)  # the reference, trained once
+    assert seen.count("train_seconds") == 2 + 3 and "map_seconds" in seen
+    k = study.k_sweep([4, 32])
+    assert list(k.index) == [4, 32] and k.index.name == "K" and len(study.variants) == 3
+    lam, hist = study.lambda_sweep([0.1])
+    assert lam.index.name == "lambda_cls" and list(hist) == [0.1] and "train_loss_cls" in hist[0.1]
+    with pytest.raises(KeyError, match="not one of the test sets"):
+        protocol.AblationStudy(tr, va, {}, {"x": te}, gt, y, dataset="in", focus_kwargs={}, evaluator_kwargs={},
+                               epochs=1, eval_epochs=1, batch_size=4, lr=1e-3, eval_lr=1e-3, seed=0)
+
+
+# --------------------------------------------------------------------------- summary (tables, figures, sentences)
+def test_beside_paper_pairs_columns_and_converts_to_percent():
+    ours = pd.DataFrame({"acc": [0.5, 0.25], "cdf-syn": [0.75, 1.0]}, index=["FoCus", "Ours only"])
+    paper = pd.DataFrame({("FF", "ACC"): [90.0], ("CDF", "AUC"): [70.0]}, index=["FoCus"])
+    t = summary.beside_paper(ours, {"paper (FF)": paper}, {"acc": ("FF", "ACC"), "cdf-syn": ("CDF", "AUC")},
+                             "this run (syn)")
+    assert list(t.columns) == ["acc | FF ACC", "cdf-syn | CDF AUC"]
+    assert t.loc[("FoCus", "this run (syn)")].tolist() == [50.0, 75.0]
+    assert t.loc[("FoCus", "paper (FF)")].tolist() == [90.0, 70.0]
+    assert ("Ours only", "paper (FF)") not in t.index and t.loc[("Ours only", "this run (syn)")].tolist() == [25.0, 100.0]
+    with pytest.raises(KeyError, match="not in this run"):
+        summary.beside_paper(ours, {}, {"auc": ("FF", "AUC")}, "x")
+
+
+def test_table7_beside_the_papers_focus_row():
+    from dfnb import papers
+
+    t7 = pd.DataFrame({"ACC": [0.8, 0.6], "AUC": [0.9, 0.7]}, index=["ffpp-syn", "celebdf-syn"])
+    row = summary.table7_row(t7, "ffpp-syn")
+    assert row.loc["FoCus"].to_dict() == {"ffpp-syn ACC": 0.8, "ffpp-syn AUC": 0.9, "celebdf-syn": 0.7}
+    roles = summary.roles("ffpp-syn", "FF++ (HQ)", ["celebdf-syn", "no-role-syn"])
+    assert roles == {"ffpp-syn ACC": ("FF++ (HQ)", "ACC"), "ffpp-syn AUC": ("FF++ (HQ)", "AUC"),
+                     "celebdf-syn": ("CDF", "AUC")}
+    side = summary.beside_paper(row, {"paper": papers.pivot("focus", "VII")}, roles, "this run")
+    assert side.loc[("FoCus", "this run")].tolist() == [80.0, 90.0, 70.0]
+    assert side.loc[("FoCus", "paper")].tolist() == [97.28, 99.15, 83.17]  # the paper's row, labelled
+
+
+def test_table2_and_table4_beside_the_paper_and_split_sizes():
+    from dfnb import papers
+
+    ev = pd.DataFrame({"celebdf-syn": [0.61234, 0.5]}, index=["focus", "gt"])
+    t2 = summary.table2_side_by_side(ev, ["focus", "gt"], ["celebdf-syn"], papers.pivot("focus", "II"))
+    assert t2.loc["focus"].to_dict() == {"celebdf-syn (ours)": 61.23, "CDF (paper, HQ)": 76.13}
+    assert np.isnan(t2.loc["gt", "CDF (paper, HQ)"])  # the paper has no gt row
+    rob = pd.DataFrame({1: [0.7, 0.9], "mean": [0.6, 0.9]}, index=["noise", "clean"])
+    paper = papers.pivot("focus", "IV").xs("FoCus", level="method").iloc[:, 0]
+    t4 = summary.table4_beside_paper(rob, paper, "ffpp-syn")
+    assert list(t4.index) == ["Clean", "Noise", "Average"]
+    assert t4.loc["Noise"].tolist() == [60.0, -30.0, 76.5, pytest.approx(76.5 - 99.9)]
+    assert t4.loc["Average", "paper (test data not stated): AUC (%)"] == 89.8
+    sizes = summary.split_sizes({"a": _faces(4), "b": _faces(3)})
+    assert sizes.loc["a"].tolist() == [4, 2] and sizes.loc["b"].tolist() == [3, 1]
+
+
+def _fonts(fig):
+    import matplotlib.text
+
+    return [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
+
+
+def test_figures_have_a_panel_per_quantity_and_legible_fonts():
+    import matplotlib.pyplot as plt
+
+    x = torch.rand(3, 3, 8, 8)
+    g = summary.map_grid({"rgb": x, "map": x[:, :1], "np": x[:, 0].numpy()}, ["a", "b\nc", "d"])
+    assert len(g.axes) == 9
+    with pytest.raises(ValueError, match="every row needs 3"):
+        summary.map_grid({"rgb": x[:2]}, ["a", "b", "c"])
+    k = pd.DataFrame({"FoCus-head AUC": [0.5, 0.6, 0.7], "fused-map pixel AUC (fakes)": [0.4, 0.5, 0.6]},
+                     index=[8, 16, 32])
+    s = summary.sweep_figure(k, "K", "K sweep", log2=True)
+    assert [a.get_title() for a in s.axes] == list(k.columns) and s.axes[0].get_ylim() == (0, 1)
+    wide = summary.sweep_figure(pd.DataFrame(np.ones((2, 5)), index=[0.1, 1.0]), "λ", "t")
+    assert sum(a.get_visible() for a in wide.axes) == 5 and len(wide.axes) == 6  # at most 3 a row
+    h = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5]})
+    lc = summary.loss_curves({"λ = 0.1": h, "λ = 1": h}, {"train_loss": "total loss L"}, "losses")
+    assert len(lc.axes) == 1 and len(lc.axes[0].lines) == 2
+    ts = summary.tsne_figure(np.random.rand(4, 2), ["real", "a", "a", "b"], ("real", "a", "b", "c"), "t-SNE")
+    assert len(ts.axes[0].collections) == 3
+    t = pd.DataFrame({"in AUC": [0.5, 0.7]}, index=["FoCus", "-CL"])
+    bars = summary.ablation_figure(t, pd.Series({"FoCus": 91.0}), "in AUC", "syn", "FF++ (LQ)", "VI")
+    diamonds = [l for l in bars.axes[0].lines if l.get_marker() == "D"]
+    assert len(diamonds) == 1 and list(diamonds[0].get_xdata()) == [91.0]
+    for fig in (g, s, wide, lc, ts, bars):
+        assert min(_fonts(fig)) >= 9
+        plt.close(fig)
+
+
+def _prose_ok(text):
+    import re
+
+    assert not re.search(r"\bnan\b", text, re.I) and "(s)" not in text, text
+
+
+def test_sentence_templates_say_missing_values_are_missing():
+    assert summary.num(float("nan")) == "(missing)" and summary.num(0.12345) == "0.123"
+    assert summary.count(1, "epoch") == "1 epoch" and summary.count(4, "epoch") == "4 epochs"
+    assert summary.bullets(["a", None, "  - b"]) == "- a\n  - b"
+    t7 = pd.DataFrame({"ACC": [0.5, 0.5], "AUC": [0.55, float("nan")]}, index=["in", "x"])
+    s = summary.detector_sentence(t7, "in")
+    assert "AUC 0.550 on `in` test; across domains `x` (missing)." in s
+    direct = pd.DataFrame({"pixel_auc_fake": {"focus": 0.7, "face hull (prior)": 0.8, "diff": float("nan")},
+                           "iou_fake": {"focus": 0.1, "face hull (prior)": 0.2, "diff": 0.3}})
+    loc = summary.localization_sentence(direct, "in")
+    assert "does **not** beat the face-hull prior (0.800)" in loc and "the pixel difference (missing)" in loc
+    assert "SSIM" not in loc  # a source the run left out is not named
+    sob = pd.Series({"all test faces": 0.95, "fakes, inside the true mask": float("nan"),
+                     "fakes, outside the true mask": 0.9})
+    sub = summary.substitution_sentence(sob)
+    assert "collapsed onto Sobel" in sub and "comparison is missing" in sub
+    assert summary.scale_sentence(0.9, 2) is None and "2-block ViT" in summary.scale_sentence(0.5, 2)
+    for text in (s, loc, sub, summary.scale_sentence(0.5, 1)):
+        _prose_ok(text)
+
+
+def test_evaluator_pcl_and_ablation_sentences():
+    from dfnb import papers
+
+    ev = pd.DataFrame({"in": [0.6, 0.62], "x": [0.5, 0.55]}, index=["gt", "focus"])
+    ev["cross-domain mean"] = ev["x"]
+    se = pd.DataFrame({"in": [0.05, 0.05]}, index=["gt", "focus"])
+    taus = pd.DataFrame({"kendall_tau": [0.5, float("nan")], "p_value": [0.4, float("nan")]},
+                        index=["evaluator AUC (in)", "other"])
+    lines = summary.evaluator_sentences(ev, se, taus, "in", 2)
+    assert "cannot separate the sources" in lines[0] and lines[1].startswith("  - Cross-domain AUCs stay near")
+    assert len(lines) == 3 and "2 sources" in lines[2]  # the NaN tau is left out
+    t3 = pd.DataFrame({"in ACC": [0.5, 0.7], "in AUC": [0.6, 0.65], "cross-domain mean": [0.5, 0.52]},
+                      index=["SSIM", "FoCus"])
+    p3 = papers.pivot("focus", "III").xs("PCL", level="setting")
+    pcl = summary.pcl_sentence(t3, p3, "in", float("nan"), 0.5)
+    assert "not comparable with the standard error" in pcl and "FoCus maps raise the in-domain AUC" in pcl
+    assert "equals the share of one class" in pcl and "`SSIM`" in pcl
+    t5 = pd.DataFrame({"in AUC": [0.6, 0.7], "direct pixel AUC (fakes)": [0.5, 0.4],
+                       "cross-domain mean": [float("nan")] * 2}, index=["RGB", "RGB + Sobel (FoCus)"])
+    mod = summary.modalities_sentence(t5, papers.pivot("focus", "V"), "in", 1, 0.01)
+    assert "2 variants, trained for 1 epoch each" in mod and "beyond about two" in mod
+    t6 = pd.DataFrame({"in AUC": [0.7, 0.6], "direct pixel AUC (fakes)": [0.4, 0.5]}, index=["FoCus", "-CL"])
+    m6 = summary.modules_sentence(t6, papers.pivot("focus", "VI"), "in")
+    assert "`-CL` -0.100 (pixel AUC +0.100)" in m6 and "in the paper: 1 of 1" in m6
+    assert summary.ablation_tau_sentence(float("nan"), float("nan"), 3) is None
+    assert "agree only weakly. With so few" in summary.ablation_tau_sentence(0.3, 0.5, 3)
+    k = pd.DataFrame({"FoCus-head AUC": [0.5, 0.6], "fused-map pixel AUC (fakes)": [0.4, 0.3]}, index=[8, 32])
+    assert "best K = 32" in summary.k_sweep_sentence(k) and "best K = 8)" in summary.k_sweep_sentence(k)
+    lam = pd.DataFrame({"FoCus-head AUC": [0.5, 0.6], "final train L_cls": [0.3, 0.2],
+                        "final train L_loc": [0.1, 0.2]}, index=[0.1, 1.0])
+    ls = summary.lambda_sweep_sentence(lam, 3)
+    assert "after 3 epochs the lowest L_cls is at λ = 1" in ls and "L_loc at λ = 0.1" in ls
+    for text in (*lines, pcl, mod, m6, ls):
+        _prose_ok(text)

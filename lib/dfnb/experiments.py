@@ -59,8 +59,8 @@ __all__ = ["Experiment", "CacheError", "train_seeded", "fingerprint", "code_hash
 log = logging.getLogger(__name__)
 FORMAT = "dfnb-experiment-1"
 # files that cannot change a trained model, never followed by dependencies(): experiment loops and tables (whose
-# training arguments are in the key anyway), command lines, galleries for the page
-NOT_CODE = ("study.py", "cli.py", "gallery.py")
+# training arguments are in the key anyway), command lines, galleries for the page, this cache, the runner
+NOT_CODE = ("study.py", "cli.py", "gallery.py", "experiments.py", "runner.py")
 _NOT_IN_KEY = ("device", "progress", "num_workers")  # fit arguments that do not change what is learned
 _NOT_ALLOWED = ("model", "train_set", "val_set", "seed", "train_transform", "out_dir", "resume")
 _ENTRY_FILES = ("key.json", "model.pt", "history.json", "meta.json")

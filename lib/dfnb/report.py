@@ -50,8 +50,8 @@ def bar_chart_with_ci(labels: Sequence[str], mean: Sequence[float], low: Sequenc
     ax.tick_params(axis="x", labelsize=9)
     if title:
         ax.set_title(title, fontsize=10)
-    if ref_label or paper is not None:
-        ax.legend(fontsize=9, loc="lower right")
+    if ref_label or paper is not None:  # beside the bars, never over them
+        ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     return fig
 

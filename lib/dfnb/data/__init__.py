@@ -29,7 +29,8 @@ REAL_QUALITY = {"raw": "raw", "hq": "c23", "lq": "c40"}
 
 def load_split(synthetic: str, split: str, *, real: str | None = None, root=None, size: int = 128,
                n_videos: int | None = None, frames_per_video: int | None = None, quality: str = "hq",
-               methods=None, real_methods=None, seed: int = 0, progress: bool = False):
+               methods=None, real_methods=None, seed: int = 0, progress: bool = False,
+               return_source: bool = False):
     """One split of a chapter's data set: the synthetic benchmark ``synthetic``, or, when a reviewer
     passes ``root``, the real data set ``real`` (a ``dfnb.data.real.NAMES`` entry) read from it.
 
@@ -38,11 +39,17 @@ def load_split(synthetic: str, split: str, *, real: str | None = None, root=None
     ``REAL_QUALITY`` (hq -> c23, lq -> c40), ``real_methods`` picks methods in the real set's own naming
     (``methods`` is for the synthetic one) and ``n_videos`` is not used (the real set's split is
     taken whole); ``frames_per_video`` frames are sampled evenly per video (default 8).
+    ``return_source``: items also carry the pristine face each fake was made from under ``source``
+    (synthetic sets only; the real loaders have no aligned pristine frame, so it is a ``ValueError``
+    with a ``root``).
     """
     if root is None:
         return synthetic, load_benchmark(synthetic, split, size=size, n_videos=n_videos,
                                          frames_per_video=frames_per_video, quality=quality, seed=seed,
-                                         methods=methods, progress=progress)
+                                         methods=methods, progress=progress, return_source=return_source)
+    if return_source:
+        raise ValueError(f"load_split({synthetic!r}, root=...): return_source=True, but the real loader has no "
+                         "aligned pristine face per fake")
     if real is None:
         raise ValueError(f"load_split({synthetic!r}): a root was given but no real data-set name")
     if quality not in REAL_QUALITY:

@@ -1,10 +1,22 @@
-"""The DADF chapter's experiment protocol: train one model, score it the way the paper's tables do.
+"""The DADF chapter's experiment protocol: which SAM, the paper's tables, the figures, the sentences.
 
-- :func:`train_model`  seed, build (``create_model``), ``fit`` on train / select on val, time it
-- :func:`acc_by_method` Table 2's ACC: real test faces + one manipulation at a time, and their mean
-- :func:`scores`        one row of Tables 1/4/5/6: PBCA, IINC (per image, all faces), ACC (mean of
+Every model is trained by :func:`dfnb.experiments.train_seeded` (seeded, cached, AdamW + cosine decay,
+best validation epoch restored); this module only scores and shows them.
+
+- :func:`sam_kwargs`          the model arguments naming the SAM (micro-SAM of chapter 30, or Meta's)
+- :func:`acc_by_method`       Table 2's ACC: real test faces + one manipulation at a time, and their mean
+- :func:`scores`              one row of Tables 1/4/5/6: PBCA, IINC (per image, all faces), ACC (mean of
   :func:`acc_by_method`), AUC, EER, in percent
-- :data:`ABLATIONS`, :func:`ablation_plan`  the models of the ablation Tables 4, 5, 6
+- :func:`localization_table`, :func:`mask_area_table`, :func:`acc_table`, :func:`cross_table`,
+  :func:`cost_table`  Tables 1, 2, 3 and the cost table beside the paper's numbers, each with the
+  metric records the chapter stores (``run.metric(**record)``)
+- :data:`ABLATIONS`, :func:`ablation_plan`, :func:`ablation_scores`, :func:`ablation_table`,
+  :func:`ablation_figure`  the ablation Tables 4, 5, 6
+- figures: :func:`adapter_rf_figure`, :func:`masks_figure`, :func:`attention_figure`
+- sentences: :func:`findings` and :func:`more_findings`, made of small templates (:func:`headline`,
+  :func:`versus_sam`, :func:`mask_area_sentence`, :func:`chance_sentence`, :func:`localization_reading`,
+  :func:`fmld_paragraph`, :func:`cross_paragraph`, :func:`table4_paragraph`, :func:`table5_paragraph`,
+  :func:`table6_paragraph`, :func:`ablation_caveat`)
 
 Ablations (Section 4.5).  Table 4 starts from "Baseline (SAM)" (``sam_full_ft``: SAM fine-tuned end
 to end) and adds the Multiscale Adapter (frozen encoder + adapters, no RGA) or RGA.  The paper's
@@ -20,17 +32,24 @@ read it as that average (Table 4's SAM and DADF ACC equal Table 2's averages).
 """
 from __future__ import annotations
 
+import os
 import time
-import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from torch import nn
 
-from dfnb.engine import History, fit, seed_everything
-from dfnb.registry import create_model
+__all__ = ["ABLATIONS", "FFPP_FAMILIES", "FMLD_FAMILIES", "LABELS", "ablation_caveat", "ablation_figure",
+           "ablation_plan", "ablation_records", "ablation_scores", "ablation_table", "acc_by_method", "acc_table",
+           "adapter_rf_figure", "attention_figure", "attention_pixel_auc", "check_model_names", "cost_table",
+           "cross_paragraph", "cross_table", "empty_mask_pbca", "findings", "fmld_paragraph", "headline",
+           "leaders", "localization_reading", "localization_table", "mask_area_sentence", "mask_area_table",
+           "masks_figure", "more_findings", "chance_sentence", "plural", "sam_kwargs", "scores", "standing",
+           "table4_paragraph", "table5_paragraph", "table6_paragraph", "true_masks", "versus_sam",
+           "viewer_indices"]
 
-__all__ = ["ABLATIONS", "FFPP_FAMILIES", "FMLD_FAMILIES", "ablation_plan", "acc_by_method", "scores", "train_model"]
+#: registry name -> the paper's method name
+LABELS: dict[str, str] = {"dadf": "DADF", "sam_full_ft": "SAM", "sam_lora": "SAM+LoRA", "sam_prompt": "SAM+Prompt"}
+_FONT = 9
 
 #: ffpp-syn manipulation -> the paper's Table 2 column.
 FFPP_FAMILIES: dict[str, str] = {"deepfakes": "DF", "face2face": "F2F", "faceswap": "FS", "neuraltextures": "NT"}
@@ -121,22 +140,661 @@ def scores(report: Mapping[str, Any], methods: Sequence[str], families: Mapping[
             "AUC": 100.0 * float(det["frame_auc"]), "EER": 100.0 * float(det["frame_eer"])}
 
 
-def train_model(name: str, train_set, val_set, *, epochs: int, batch_size: int, lr: float, seed: int,
-                device: str = "cpu", progress: bool = True, **model_kwargs: Any) -> tuple[nn.Module, History, float]:
-    """Seed, build ``create_model(name, device=device, **model_kwargs)``, train, time.
+# ----------------------------------------------------------------------------- set-up
+def plural(n: int, word: str) -> str:
+    """``"1 epoch"``, ``"3 epochs"``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
-    The chapter's protocol for every model: ``seed_everything(seed)`` before the model is built (same
-    initialisation of the shared parts), AdamW + cosine decay (``fit``'s defaults), best epoch by
-    validation AUC restored, nothing written to disk.  Returns ``(model, history, train seconds)``.
+
+def check_model_names(*name_lists: Sequence[str]) -> None:
+    """A ``ValueError`` naming every name of ``name_lists`` that is not one of :data:`LABELS`."""
+    bad = [n for names in name_lists for n in names if n not in LABELS]
+    if bad:
+        raise ValueError(f"unknown model names {bad} in baselines / fmld_models; choose from {sorted(LABELS)}")
+
+
+def sam_kwargs(*, sam_checkpoint: str | None, sam_type: str | None, micro_sam_path: str | None,
+               profile: str) -> tuple[dict[str, Any], str, int | None]:
+    """The model keyword arguments that name the SAM every model starts from, and what it is.
+
+    Meta's checkpoint when ``sam_checkpoint`` is given; else the micro-SAM file ``micro_sam_path``,
+    by default ``results/<profile>/30_micro_sam/micro_sam.pt`` (chapter 30's run).  Returns
+    ``(kwargs, description, pretraining steps)`` (steps None for Meta's SAM); a missing micro-SAM
+    file is a ``FileNotFoundError`` saying how to make it.
     """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    seed_everything(seed)
-    with warnings.catch_warnings():
-        # the chapter says which SAM it starts from; every other warning still shows
-        warnings.filterwarnings("ignore", message="micro-SAM is randomly initialised")
-        m = create_model(name, device=device, **model_kwargs)
-        t0 = time.perf_counter()
-        hist = fit(m, train_set, val_set, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-                   out_dir=None, progress=progress)
-    return m, hist, time.perf_counter() - t0
+    import torch
+
+    from dfnb.runner import rel_path, repo_root
+
+    if sam_checkpoint is not None:
+        return dict(sam_checkpoint=sam_checkpoint, model_type=sam_type), f"Meta's checkpoint {sam_checkpoint}", None
+    path = micro_sam_path or repo_root() / "results" / profile / "30_micro_sam" / "micro_sam.pt"
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no micro-SAM checkpoint at {path}: run chapter 30 first "
+                                f"(`dfnb run 30_micro_sam --profile {profile}`), or pass micro_sam_path= / "
+                                "sam_checkpoint=")
+    steps = torch.load(path, weights_only=True)["meta"].get("steps")
+    return dict(micro_sam_path=str(path)), f"micro-SAM from {rel_path(path)} ({steps} pretraining steps)", steps
+
+
+def true_masks(dataset):
+    """``(N, 1, H, W)`` float tensor: every item's ``mask``, in order."""
+    import torch
+
+    return torch.stack([dataset[i]["mask"] for i in range(len(dataset))])
+
+
+def empty_mask_pbca(masks) -> float:
+    """PBCA (%) of predicting "nothing is forged" everywhere: the share of pixels whose true mask is < 0.5."""
+    return 100.0 * float((masks < 0.5).float().mean())
+
+
+def viewer_indices(methods: Sequence[str], n_fake: int = 16, n_real: int = 2) -> list[int]:
+    """Up to ``n_fake`` fakes spread evenly over the test split (every k-th), then the first ``n_real`` reals."""
+    fakes = [i for i, m in enumerate(methods) if m != "real"]
+    reals = [i for i, m in enumerate(methods) if m == "real"]
+    return fakes[::max(1, len(fakes) // n_fake)][:n_fake] + reals[:n_real]
+
+
+# ----------------------------------------------------------------------------- tables
+def _rec(name: str, value: float, data: str | None = None, **labels: Any) -> dict[str, Any]:
+    """A ``run.metric`` record: ``data`` (e.g. ``"ffpp-syn hq test"``) gives the record contract's
+    ``dataset`` (its first word) and ``split`` ("test" where it says so), and stays as a label."""
+    words = (data or "").split()
+    return {"name": name, "value": value, "dataset": words[0] if words else None,
+            "split": "test" if "test" in words else None, **({"data": data} if data else {}), **labels}
+
+
+def localization_table(reports: Mapping[str, dict], fmld_reports: Mapping[str, dict], ff: str, fm: str,
+                       with_fmld: bool):
+    """Table 1: PBCA / IINC (%) and IoU of the fakes per model on ``ff`` HQ test and ``fm`` test, beside
+    the paper's FF++ (HQ) and (``with_fmld``) FMLD numbers.  Returns ``(table, metric records)``.
+
+    reports, fmld_reports: ``{registry name: dfnb.engine.evaluate report}``; rows in their order.
+    """
+    import pandas as pd
+
+    from dfnb import papers
+
+    p1 = papers.pivot("dadf", "1")
+
+    def paper(lab, col):
+        tag = "FMLD" if col == "FMLD" else "FF++ HQ"
+        return {f"PBCA paper {tag}": p1.loc[lab, (col, "PBCA")], f"IINC paper {tag}": p1.loc[lab, (col, "IINC")]}
+
+    rows, recs = [], []
+    for name in dict.fromkeys([*reports, *fmld_reports]):
+        lab = LABELS[name]
+        row: dict[str, Any] = {"method": lab}
+        for rr, data, tag, col in ((reports, f"{ff} HQ", f"{ff} hq test", "FF++ (HQ)"),
+                                   (fmld_reports, fm, f"{fm} test", "FMLD")):
+            if name in rr:
+                loc = rr[name]["localization"]
+                row.update({f"PBCA {data} (%)": 100 * loc["pbca_all"], f"IINC {data} (%)": 100 * loc["iinc_all"],
+                            f"IoU fakes {data}": loc["iou_fake"]})
+                recs += [_rec("pbca", 100 * loc["pbca_all"], model=name, data=tag),
+                         _rec("iinc", 100 * loc["iinc_all"], model=name, data=tag),
+                         _rec("iou_fake", loc["iou_fake"], model=name, data=tag)]
+            if col == "FF++ (HQ)" or with_fmld:
+                row.update(paper(lab, col))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("method"), recs
+
+
+def mask_area_table(reports: Mapping[str, dict], ff: str):
+    """Share (%) of pixels each model marks (probability > 0.5) on real and on fake test faces, and the
+    AUC (%) of that area as a fake score.  reports need ``pred_masks``.  Returns ``(table, records)``."""
+    import pandas as pd
+
+    from dfnb import metrics
+
+    rows, recs = {}, []
+    for name, r in reports.items():
+        area = (r["pred_masks"] > 0.5).reshape(r["n"], -1).mean(1)
+        y = r["labels"]
+        auc = 100 * metrics.auc(y, area)
+        rows[LABELS[name]] = {"marked pixels, real faces (%)": 100 * area[y == 0].mean(),
+                              "marked pixels, fake faces (%)": 100 * area[y == 1].mean(),
+                              "AUC of the marked area as a fake score (%)": auc}
+        recs.append(_rec("mask_area_auc", auc, model=name, data=f"{ff} hq test"))
+    return pd.DataFrame(rows).T, recs
+
+
+def acc_table(reports: Mapping[str, Mapping[str, dict]], methods: Mapping[str, Sequence[str]], ff: str):
+    """Table 2: ACC (%) per manipulation and its average, and the AUC, per model and test quality, each
+    model followed by the paper's FF++ (LQ) row.  Returns ``(table, records)``.
+
+    reports: ``{quality ("HQ", "LQ"): {registry name: report}}``; methods: ``{quality: methods of
+    that test set}``.  Models in the order of the first quality's reports.
+    """
+    import pandas as pd
+
+    from dfnb import papers
+
+    p2 = papers.pivot("dadf", "2")
+    rows, recs = [], []
+    for name in next(iter(reports.values())):
+        lab = LABELS[name]
+        for q, rr in reports.items():
+            a = acc_by_method(methods[q], rr[name]["probs"], rr[name]["labels"], FFPP_FAMILIES)
+            auc = 100 * rr[name]["detection"]["frame_auc"]
+            rows.append({"method": lab, "data": f"{ff} {q} (ours)", **a, "AUC": auc})
+            recs += [_rec("acc", v, model=name, manipulation=k, data=f"{ff} {q.lower()} test") for k, v in a.items()]
+            recs.append(_rec("auc", auc, model=name, data=f"{ff} {q.lower()} test"))
+        rows.append({"method": lab, "data": "paper FF++ (LQ)",
+                     **{s: p2.loc[lab, (f"FF++ (LQ) {s}", "ACC")] for s in FFPP_FAMILIES.values()},
+                     "Average": p2.loc[lab, ("Average", "ACC")]})
+    return pd.DataFrame(rows).set_index(["method", "data"]), recs
+
+
+def cross_table(experiments: Mapping[str, Any], sets: Mapping[str, Any], paper_names: Mapping[str, str],
+                ff: str, device: str = "cpu"):
+    """Table 3: frame AUC / EER (%) of each model on each cross-dataset test set and their average,
+    beside the paper's (trained on FF++ LQ).  Returns ``(table, records)``.
+
+    experiments: ``{registry name: object with .evaluate(ds, batch_size=, device=)}`` (an
+    :class:`~dfnb.experiments.Experiment`); sets: ``{our test set name: data set}``; paper_names:
+    ``{our test set name: the paper's column}`` (``"DFD (LQ)"``, ...).  Columns ``"<ours> | <paper's>
+    AUC"`` / ``EER``, then ``Average AUC`` / ``Average EER``; rows (method, data).
+    """
+    import pandas as pd
+
+    from dfnb import papers
+
+    p3 = papers.pivot("dadf", "3")
+    rows, recs = [], []
+    for name, exp in experiments.items():
+        lab = LABELS[name]
+        ours = {"method": lab, "data": f"ours: trained {ff} HQ"}
+        paper = {"method": lab, "data": "paper: trained FF++ (LQ)"}
+        for ds_name, ds in sets.items():
+            det = exp.evaluate(ds, batch_size=32, device=device)["detection"]
+            col = f"{ds_name} | {paper_names[ds_name]}"
+            for k in ("AUC", "EER"):
+                ours[f"{col} {k}"] = 100 * det[f"frame_{k.lower()}"]
+                paper[f"{col} {k}"] = p3.loc[lab, (paper_names[ds_name], k)]
+                recs.append(_rec(f"cross_{k.lower()}", ours[f"{col} {k}"], model=name, data=f"{ds_name.lower()} test",
+                                 train=f"{ff} hq"))
+        for k in ("AUC", "EER"):
+            ours[f"Average {k}"] = float(np.mean([ours[f"{c} | {p} {k}"] for c, p in paper_names.items()]))
+            paper[f"Average {k}"] = p3.loc[lab, ("Average", k)]
+            recs.append(_rec(f"cross_{k.lower()}", ours[f"Average {k}"], model=name, data="cross-dataset average",
+                             train=f"{ff} hq"))
+        rows += [ours, paper]
+    return pd.DataFrame(rows).set_index(["method", "data"]), recs
+
+
+def cost_table(models: Mapping[str, Any], images, train_seconds: Mapping[str, float], *, device: str = "cpu",
+               threads: int | None = None):
+    """Trainable share (%), trainable parameters (M), evaluation throughput (images/s, batch 32, after
+    one warm-up batch of 4) and train time (s) per model, and the paper's 18.64 % for DADF on ViT-H.
+    images: ``(N, 3, H, W)`` on ``device``.  Returns ``(table, records)``."""
+    import pandas as pd
+    import torch
+
+    from dfnb.models.dadf.sam import trainable_parameter_share
+
+    rows, recs = [], []
+    for name, m in models.items():
+        m.eval()
+        with torch.no_grad():
+            m(images[:4])
+            t0 = time.perf_counter()
+            for k in range(0, len(images), 32):
+                m(images[k:k + 32])
+            ips = len(images) / (time.perf_counter() - t0)
+        share = 100 * trainable_parameter_share(m)
+        rows.append({"method": LABELS[name], "trainable share (%)": share,
+                     "trainable (M)": sum(p.numel() for p in m.parameters() if p.requires_grad) / 1e6,
+                     "images/s (this CPU)": ips, "train time (s)": train_seconds[name]})
+        recs += [_rec("trainable_share", share, model=name),
+                 _rec("images_per_second", ips, model=name, device=device, threads=threads)]
+    rows.append({"method": "DADF (paper, SAM ViT-H)", "trainable share (%)": 18.64})
+    return pd.DataFrame(rows).set_index("method"), recs
+
+
+# ----------------------------------------------------------------------------- ablations
+def ablation_scores(plan: Mapping[str, Sequence[str]], train_set, val_set, test_set, *, seed: int,
+                    model_kwargs: Mapping[str, Any], families: Mapping[str, str] = FFPP_FAMILIES,
+                    cache: bool | str | os.PathLike = True, **fit_kw: Any):
+    """Train (or load from the experiment cache) every model of ``plan`` once and score it on ``test_set``.
+
+    Each key of :func:`ablation_plan`'s lists, once, in order: :func:`dfnb.experiments.train_seeded`
+    of its registry name with ``model_kwargs`` (the SAM) plus the variant's switches and ``fit_kw``
+    (``epochs``, ``batch_size``, ``lr``, ``device``); a model identical to one trained before (DADF
+    and SAM of the main tables, at the same epochs) is loaded, not retrained.  Returns ``(scores,
+    seconds)``: ``{key: scores(...)}`` and ``{key: train seconds (as recorded when it trained)}``.
+    """
+    from dfnb.experiments import train_seeded
+
+    out, seconds = {}, {}
+    for key in dict.fromkeys(k for rows in plan.values() for k in rows):
+        _, name, kw = next(ABLATIONS[t][key] for t in plan if key in plan[t])
+        exp = train_seeded(name, train_set, val_set, seed=seed, model_kwargs={**model_kwargs, **kw}, cache=cache,
+                           **fit_kw)
+        rep = exp.evaluate(test_set, batch_size=32, device=fit_kw.get("device", "cpu"))
+        out[key], seconds[key] = scores(rep, test_set.methods, families), exp.train_seconds
+    return out, seconds
+
+
+def ablation_records(abl_scores: Mapping[str, Mapping[str, float]], seconds: Mapping[str, float], epochs: int,
+                     ff: str) -> list[dict[str, Any]]:
+    """The metric records of :func:`ablation_scores`' results: PBCA, IINC, ACC and train seconds per variant."""
+    recs = []
+    for key, sc in abl_scores.items():
+        recs += [_rec(f"ablation_{k.lower()}", sc[k], variant=key, epochs=epochs, data=f"{ff} hq test")
+                 for k in ("PBCA", "IINC", "ACC")]
+        recs.append(_rec("ablation_train_seconds", seconds[key], variant=key, epochs=epochs))
+    return recs
+
+
+def ablation_table(plan: Mapping[str, Sequence[str]], table: str, abl_scores: Mapping[str, Mapping[str, float]],
+                   ff: str, epochs: int, with_paper: bool = True):
+    """Table ``table`` (``"4"``, ``"5"``, ``"6"``): PBCA, IINC, ACC and epochs of each of its rows on
+    ``ff`` HQ (ours), each followed by the paper's FF++ (HQ) row when ``with_paper``."""
+    import pandas as pd
+
+    from dfnb import papers
+
+    p = papers.pivot("dadf", table) if with_paper else None
+    rows = []
+    for key in plan[table]:
+        lab = ABLATIONS[table][key][0]
+        rows.append({"method": lab, "data": f"{ff} HQ (ours)",
+                     **{k: abl_scores[key][k] for k in ("PBCA", "IINC", "ACC")}, "epochs": epochs})
+        if with_paper:
+            rows.append({"method": lab, "data": "FF++ HQ (paper)",
+                         **{k: p.loc[lab, ("FF++ (HQ)", k)] for k in ("PBCA", "IINC", "ACC")}})
+    out = pd.DataFrame(rows).set_index(["method", "data"])
+    return out.astype({"epochs": "Int64"})
+
+
+def ablation_figure(table, key: str, ff: str, metric: str = "PBCA", *, ref: float | None = None,
+                    ref_label: str | None = None):
+    """Bars of ``metric`` per row of :func:`ablation_table` ``key`` (this run on ``ff`` HQ; one training
+    each, so no interval), the paper's value as a diamond where it has one, ``ref`` as a dashed line."""
+    from dfnb.report import bar_chart_with_ci
+
+    ours = table.xs(table.index.get_level_values("data")[0], level="data")[metric]
+    paper = table[table.index.get_level_values("data") == "FF++ HQ (paper)"][metric].droplevel("data")
+    nan = [np.nan] * len(ours)
+    paper = paper.reindex(ours.index).to_numpy(float)
+    fig = bar_chart_with_ci(list(ours.index), ours.to_numpy(float), nan, nan, xlabel=f"{metric} (%)",
+                            ref=ref, ref_label=ref_label, paper=paper if np.isfinite(paper).any() else None,
+                            title=f"Table {key} analogue: {ff} HQ test (bars), paper FF++ HQ")
+    if fig.axes[0].get_legend() is not None:  # beside the bars, not over the longest one
+        fig.axes[0].legend(fontsize=_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        fig.set_size_inches(fig.get_figwidth() + 1.6, fig.get_figheight())
+        fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- figures
+def adapter_rf_figure(seed: int, grid: int = 31):
+    """The tokens that reach one output token, per branch, for the multiscale adapter and variant B
+    (random weights, seeded): the gradient support of the centre output token."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from dfnb.models.dadf.adapter import MultiscaleAdapter, receptive_field
+
+    fig, axes = plt.subplots(2, 3, figsize=(7.5, 5))
+    for r, variant in enumerate(("multiscale", "B")):
+        torch.manual_seed(seed)
+        ad = MultiscaleAdapter(16, 8, variant, zero_init=False).eval()
+        for c, br in enumerate(ad.branches):
+            u = torch.randn(1, 8, grid, grid, requires_grad=True)
+            br(u)[0, :, grid // 2, grid // 2].sum().backward()
+            m = u.grad.abs().sum(1)[0].numpy() > 0
+            name = "dilated" if variant == "multiscale" else "variant B"
+            axes[r, c].imshow(m, cmap="magma")
+            axes[r, c].set_title(f"{name} branch {c + 1}: {int(m.any(0).sum())}x{int(m.any(0).sum())}", fontsize=_FONT)
+            axes[r, c].axis("off")
+    fig.suptitle(f"tokens that reach one output token (RF per adapter: multiscale {receptive_field('multiscale')}, "
+                 f"B {receptive_field('B')})", fontsize=_FONT)
+    fig.tight_layout()
+    return fig
+
+
+def masks_figure(test_set, gt, reports: Mapping[str, dict], idx: Sequence[int]):
+    """One row per test face ``idx``: the image with its true mask outlined, then each model's mask."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(idx), 1 + len(reports), figsize=(1.8 * (1 + len(reports)), 1.8 * len(idx)),
+                             squeeze=False)
+    for row, i in enumerate(idx):
+        item = test_set[i]
+        axes[row, 0].imshow(item["image"].permute(1, 2, 0).numpy())
+        axes[row, 0].contour(gt[i, 0].numpy(), levels=[0.5], colors="lime", linewidths=0.8)
+        axes[row, 0].set_title(item["method"], fontsize=_FONT)
+        for c, (name, r) in enumerate(reports.items()):
+            axes[row, c + 1].imshow(r["pred_masks"][i, 0], cmap="gray", vmin=0, vmax=1)
+            axes[row, c + 1].set_title(LABELS[name], fontsize=_FONT)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def attention_figure(model, images, gt, titles: Sequence[str], device: str = "cpu"):
+    """Top row the faces (true mask outlined), bottom row the RGA attention (mean over channels)."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    with torch.no_grad():
+        att = model.eval()(images.to(device))["attention"].cpu()
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(1.75 * n, 3.8), squeeze=False)
+    for c in range(n):
+        axes[0, c].imshow(images[c].permute(1, 2, 0).numpy())
+        axes[0, c].contour(gt[c, 0].numpy(), levels=[0.5], colors="lime", linewidths=0.8)
+        axes[0, c].set_title(titles[c], fontsize=_FONT)
+        axes[1, c].imshow(att[c, 0].numpy(), cmap="inferno")
+        axes[1, c].set_title("RGA attention", fontsize=_FONT)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def attention_pixel_auc(model, test_set, gt, device: str = "cpu") -> tuple[float, int]:
+    """Pixel AUC of the (bilinearly upsampled) RGA attention map against the true mask, per fake test
+    face whose mask is neither empty nor full, averaged.  Returns ``(mean AUC, number of faces)``."""
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    fake_idx = [i for i, m in enumerate(test_set.methods) if m != "real"]
+    aucs = []
+    model.eval()
+    with torch.no_grad():
+        for k in range(0, len(fake_idx), 32):
+            ii = fake_idx[k:k + 32]
+            a = model(torch.stack([test_set[i]["image"] for i in ii]).to(device))["attention"].cpu()
+            a = torch.nn.functional.interpolate(a, size=gt.shape[-2:], mode="bilinear", align_corners=False)
+            for j, i in enumerate(ii):
+                t = (gt[i, 0] >= 0.5).numpy().ravel()
+                if 0 < t.sum() < t.size:
+                    aucs.append(roc_auc_score(t, a[j, 0].numpy().ravel()))
+    if not aucs:
+        raise ValueError("attention_pixel_auc: no fake test face with a mask that is neither empty nor full")
+    return float(np.mean(aucs)), len(aucs)
+
+
+# ----------------------------------------------------------------------------- sentences
+def headline(ff: str, dadf: Mapping[str, float], sam: Mapping[str, float] | None, pbca_empty: float,
+             paper: Mapping[str, Mapping[str, float]]) -> str:
+    """DADF's (and the SAM baseline's) PBCA / IINC / average ACC on ``ff`` HQ beside the paper's.
+
+    dadf, sam: ``{"PBCA", "IINC", "ACC"}`` (%); paper: ``{"DADF": {...}, "SAM": {...}}`` on FF++."""
+    ours = f"On `{ff}` HQ test, DADF reaches PBCA {dadf['PBCA']:.2f} % / IINC {dadf['IINC']:.2f} % and average ACC " \
+           f"{dadf['ACC']:.2f} %"
+    pd_, ps = paper["DADF"], paper.get("SAM")
+    if sam is not None:
+        ours += (f"; the fully fine-tuned SAM baseline (\"SAM\") PBCA {sam['PBCA']:.2f} % / IINC {sam['IINC']:.2f} % "
+                 f"and ACC {sam['ACC']:.2f} %")
+    text = ours + f" (an all-zero mask scores PBCA {pbca_empty:.2f} %). The paper: DADF {pd_['PBCA']:.2f} / " \
+                  f"{pd_['IINC']:.2f} and {pd_['ACC']:.2f} %"
+    if sam is not None and ps is not None:
+        text += f", SAM {ps['PBCA']:.2f} / {ps['IINC']:.2f} and {ps['ACC']:.2f} %"
+    return text + " on FF++."
+
+
+def versus_sam(dadf: Mapping[str, float], sam: Mapping[str, float]) -> str:
+    """Whether DADF beats the SAM baseline on PBCA and ACC (higher) and, where it loses one, on IINC."""
+    ok = {"PBCA": dadf["PBCA"] > sam["PBCA"], "ACC": dadf["ACC"] > sam["ACC"]}
+    if all(ok.values()):
+        return ("DADF beats the SAM baseline on both PBCA and ACC here, as in the paper — on a synthetic "
+                "benchmark, a small SAM and a short schedule, so the margin is not comparable.")
+    lost = " and ".join(k for k, v in ok.items() if not v)
+    won = " and ".join(k for k, v in ok.items() if v)
+    text = f"**DADF does not beat the SAM baseline on {lost} here**"
+    if won:
+        text += f" (it does on {won}, and {'also' if dadf['IINC'] < sam['IINC'] else 'not'} on IINC)"
+    return text + "."
+
+
+def mask_area_sentence(area: Mapping[str, float]) -> str:
+    """What DADF's predicted area on real and fake faces says (a :func:`mask_area_table` row)."""
+    real, fake = area["marked pixels, real faces (%)"], area["marked pixels, fake faces (%)"]
+    auc = area["AUC of the marked area as a fake score (%)"]
+    text = (f"DADF marks {real:.1f} % of the pixels of a real test face and {fake:.1f} % of a fake one (AUC of "
+            f"that area as a fake score {auc:.1f} %): ")
+    if auc > 60:
+        return text + ("its masks separate real from fake, so a chance-level label would come from the head, not "
+                       "the mask.")
+    if fake < 5:
+        return text + "it marks almost nothing on any face, so its mask carries no real-or-fake signal."
+    return text + ("its masks mark the face whether or not it is forged, so neither the mask nor a head on top of it "
+                   "can tell real from fake; what it has learnt is where a face's forgery would be, not whether "
+                   "there is one.")
+
+
+def chance_sentence(aucs: Mapping[str, float], one_class: bool, epochs: int, n_train: int) -> str:
+    """When every model's test AUC (%) is within 5 points of 50: why the ACC comparison says nothing;
+    ``one_class``: every ACC is exactly 50 % (each head predicts one class).  Else ``""``."""
+    if not all(abs(v - 50) < 5 for v in aucs.values()):
+        return ""
+    text = ("No model detects better than chance in this profile (test AUC "
+            + ", ".join(f"{k} {v:.1f} %" for k, v in aucs.items())
+            + "), so the ACC comparison says nothing about DADF versus SAM. Our reading: the label comes only from "
+            "the predicted mask (global average pooling + two FC layers, Fig. 2) with weight 0.1 in the loss, and "
+            f"in {plural(epochs, 'epoch')} over {plural(n_train, 'training face')} the segmentation term is what "
+            "every model learns")
+    if one_class:
+        text += ("; with four fakes per real face the head settles on one class, which scores exactly 50 % on "
+                 "each balanced real+manipulation subset")
+    return text + ". Longer training (the paper profile) is needed before Table 2 can be compared."
+
+
+def localization_reading(better_pbca: bool, n_train: int, sam_steps: int | None) -> str:
+    """Our reading of DADF ahead of (or behind) full fine-tuning on PBCA; ``sam_steps``: micro-SAM's
+    pretraining steps (None: Meta's SAM)."""
+    if better_pbca:
+        return ("On localization the frozen-encoder DADF is ahead of full fine-tuning"
+                + (" even with a weak micro-SAM" if sam_steps is not None else "")
+                + f": with {plural(n_train, 'training face')}, re-training the whole encoder (SAM) fits worse "
+                "than adapting a frozen one, which is DADF's argument in small. Note how close every PBCA is to "
+                "the all-zero mask's: PBCA rewards the large unmanipulated background, IINC and IoU separate the "
+                "models more.")
+    if sam_steps is None:
+        return ("Our guess why DADF trails on localization: in this short schedule the adapters cannot build "
+                "forgery masks on the frozen encoder's features as fast as full fine-tuning re-trains them.")
+    return ("Our guess why DADF trails on localization: micro-SAM's frozen encoder has seen only synthetic face "
+            f"parts, for {plural(sam_steps, 'pretraining step')} (chapter 30), so its features carry little that "
+            "the adapters can build forgery masks on, while full fine-tuning can re-train them.")
+
+
+def findings(ff: str, table1, table2, mask_area, aucs: Mapping[str, float], pbca_empty: float, *, epochs: int,
+             n_train: int, sam_steps: int | None) -> str:
+    """The main paragraph: :func:`headline`, :func:`versus_sam`, :func:`mask_area_sentence`,
+    :func:`chance_sentence`, :func:`localization_reading`, from the chapter's Tables 1 and 2.
+
+    aucs: ``{method label: test AUC (%)}`` on ``ff`` HQ."""
+    from dfnb import papers
+
+    p2 = papers.pivot("dadf", "2")
+
+    def ours(lab):
+        t1 = table1.loc[lab]
+        return {"PBCA": t1[f"PBCA {ff} HQ (%)"], "IINC": t1[f"IINC {ff} HQ (%)"],
+                "ACC": table2.loc[(lab, f"{ff} HQ (ours)"), "Average"]}
+
+    def paper(lab):
+        t1 = table1.loc[lab]
+        return {"PBCA": t1["PBCA paper FF++ HQ"], "IINC": t1["IINC paper FF++ HQ"],
+                "ACC": p2.loc[lab, ("Average", "ACC")]}
+
+    d = ours("DADF")
+    s = ours("SAM") if "SAM" in table1.index and f"PBCA {ff} HQ (%)" in table1 else None
+    one_class = bool((table2.xs(f"{ff} HQ (ours)", level="data")[list(FFPP_FAMILIES.values())] == 50.0).all().all())
+    lines = [headline(ff, d, s, pbca_empty, {lab: paper(lab) for lab in ("DADF", "SAM") if lab in table1.index})]
+    if s is not None:
+        lines.append(versus_sam(d, s))
+    lines += [mask_area_sentence(mask_area.loc["DADF"]), chance_sentence(aucs, one_class, epochs, n_train)]
+    if s is not None:
+        lines.append(localization_reading(d["PBCA"] > s["PBCA"], n_train, sam_steps))
+    return " ".join(x for x in lines if x)
+
+
+def leaders(sc: Mapping[str, Mapping[str, float]], metric: str) -> list[str]:
+    """Keys with the best value of ``metric`` (IINC: lowest); equal to the shown 2 decimals counts as a tie."""
+    vals = {k: v[metric] for k, v in sc.items()}
+    best = min(vals.values()) if metric == "IINC" else max(vals.values())
+    return [k for k, v in vals.items() if abs(v - best) < 0.005]
+
+
+def standing(sc: Mapping[str, Mapping[str, float]], metric: str, key: str, names: Mapping[str, str]) -> str:
+    """``"best on PBCA"`` / ``"tied for best on PBCA with X"`` / ``"not best on PBCA, where X leads (v %)"``."""
+    top = leaders(sc, metric)
+    if top == [key]:
+        return f"best on {metric}"
+    if key in top:
+        return f"tied for best on {metric} with {', '.join(names[k] for k in top if k != key)}"
+    return f"not best on {metric}, where {' = '.join(names[k] for k in top)} leads ({sc[top[0]][metric]:.2f} %)"
+
+
+def fmld_paragraph(fm: str, n_train: int, table1, pbca_empty: float) -> str:
+    """Table 1's FMLD column: DADF (and the fine-tuned SAM, when trained there) against the paper's."""
+    fd = table1.loc["DADF"]
+    pb, ii = f"PBCA {fm} (%)", f"IINC {fm} (%)"
+    line = (f"**FMLD column.** Within `{fm}` ({plural(n_train, 'training face')}) DADF reaches PBCA {fd[pb]:.2f} % / "
+            f"IINC {fd[ii]:.2f} % (an all-zero mask: PBCA {pbca_empty:.2f} %)")
+    if "SAM" in table1.index and np.isfinite(table1.loc["SAM"].get(pb, np.nan)):
+        fs = table1.loc["SAM"]
+        line += (f", the fine-tuned SAM {fs[pb]:.2f} % / {fs[ii]:.2f} %: DADF is "
+                 f"{'ahead of' if fd[pb] > fs[pb] else 'not ahead of'} SAM on PBCA and "
+                 f"{'ahead' if fd[ii] < fs[ii] else 'not ahead'} on IINC (paper, FMLD: DADF "
+                 f"{fd['PBCA paper FMLD']:.2f} / {fd['IINC paper FMLD']:.2f}, SAM {fs['PBCA paper FMLD']:.2f} / "
+                 f"{fs['IINC paper FMLD']:.2f})")
+    fm_pbca = table1[pb].dropna()
+    if len(fm_pbca) > 2:
+        best = ", ".join(fm_pbca[fm_pbca == fm_pbca.max()].index)
+        line += f"; the best `{fm}` PBCA of the {len(fm_pbca)} models is {best}'s"
+    line += "."
+    if fd[pb] < pbca_empty:
+        line += " DADF's PBCA is below the all-zero mask's: it marks more pixels wrongly than it finds."
+    return line
+
+
+def cross_paragraph(ff: str, dfd: str, tim: str, table3) -> str:
+    """Table 3: DADF's (and SAM's) average cross-dataset AUC against the paper's; whether any model transfers."""
+    from dfnb import papers
+
+    ours = table3.xs(f"ours: trained {ff} HQ", level="data")
+    paper = table3.xs("paper: trained FF++ (LQ)", level="data")
+    avg = ours["Average AUC"]
+    line = (f"**Cross-dataset (Table 3).** Trained on `{ff}` HQ (the paper trains on FF++ LQ), DADF's AUC averaged "
+            f"over `{dfd}` LQ and `{tim}` HQ / LQ is {avg['DADF']:.1f} % (EER {ours.loc['DADF', 'Average EER']:.1f} %)")
+    if "SAM" in avg.index:
+        line += f" against SAM's {avg['SAM']:.1f} %"
+    line += (f"; the best average AUC here is {', '.join(avg[avg == avg.max()].index)}'s. The paper: DADF "
+             f"{paper.loc['DADF', 'Average AUC']:.2f} %"
+             + (f", SAM {paper.loc['SAM', 'Average AUC']:.2f} %" if "SAM" in avg.index else "") + ".")
+    if all(abs(v - 50) < 5 for v in avg):
+        p3 = papers.pivot("dadf", "3")
+        below = int((p3[("Average", "AUC")] < 50).sum())
+        line += (" Every model's average is within 5 points of chance (50 %), so this run shows no transfer to the "
+                 f"unseen sets to rank the models by; in the paper, {below} of its {len(p3)} methods average below "
+                 "50 % AUC too.")
+    return line
+
+
+def table4_paragraph(ff: str, t4: Mapping[str, Mapping[str, float]], epochs: int) -> str:
+    """Table 4: where the full model stands among its rows, and what each addition changes, beside the paper."""
+    from dfnb import papers
+
+    nm = {k: ABLATIONS["4"][k][0] for k in t4}
+    p4 = papers.pivot("dadf", "4")
+    paper_best = all(p4[("FF++ (HQ)", m)].idxmax() == ABLATIONS["4"]["dadf"][0] for m in ("PBCA", "ACC"))
+    line = (f"among its rows, the full model (SAM + Multiscale Adapter + RGA) is {standing(t4, 'PBCA', 'dadf', nm)}, "
+            f"{standing(t4, 'ACC', 'dadf', nm)}, and {standing(t4, 'IINC', 'dadf', nm)}; in the paper it is "
+            + ("best on both PBCA and ACC." if paper_best else "not best on both PBCA and ACC."))
+    parts = []
+    for a, b, what in (("adapter_only", "sam", "Adding the Multiscale Adapter to SAM"),
+                       ("rga_only", "sam", "Adding RGA to SAM"),
+                       ("dadf", "adapter_only", "Adding RGA to SAM + Multiscale Adapter")):
+        if a in t4 and b in t4:
+            dp, da = t4[a]["PBCA"] - t4[b]["PBCA"], t4[a]["ACC"] - t4[b]["ACC"]
+            pp = [p4.loc[nm[a], ("FF++ (HQ)", m)] - p4.loc[nm[b], ("FF++ (HQ)", m)] for m in ("PBCA", "ACC")]
+            parts.append(f"{what} changes PBCA by {dp:+.2f} and ACC by {da:+.2f} points (paper: {pp[0]:+.2f}, "
+                         f"{pp[1]:+.2f}).")
+    return " ".join([f"**Ablations (Table 4, {plural(epochs, 'epoch')} per model).** On `{ff}` HQ, {line}", *parts])
+
+
+def table5_paragraph(t5: Mapping[str, Mapping[str, float]]) -> str:
+    """Table 5: which adapter variants DADF's multiscale adapter beats, per metric, and the paper's finding."""
+    from dfnb import papers
+
+    vs = [k for k in t5 if k != "dadf"]
+    nm = {k: ABLATIONS["5"][k][0] for k in vs}
+    better = {m: [k for k in vs if (t5["dadf"][m] < t5[k][m] if m == "IINC" else t5["dadf"][m] > t5[k][m])]
+              for m in ("PBCA", "ACC", "IINC")}
+
+    def on(m):
+        w = better[m]
+        if len(w) == len(vs):
+            return f"on {m} it beats {'all of ' if len(vs) > 1 else ''}{', '.join(nm[k] for k in vs)}"
+        if not w:
+            return (f"on {m} it beats none of {', '.join(nm[k] for k in vs)}" if len(vs) > 1
+                    else f"on {m} it does not beat {nm[vs[0]]}")
+        return f"on {m} it beats {', '.join(nm[k] for k in w)} but not {', '.join(nm[k] for k in vs if k not in w)}"
+
+    best = all(len(better[m]) == len(vs) for m in ("PBCA", "ACC"))
+    worst = papers.pivot("dadf", "5")[("FF++ (HQ)", "ACC")].idxmin()
+    return (f"**Table 5.** The multiscale adapter (DADF's): {'; '.join(on(m) for m in ('PBCA', 'ACC', 'IINC'))}; "
+            + ("so it is the best adapter here on PBCA and ACC, as in the paper" if best
+               else "so it is not the best adapter on both PBCA and ACC here")
+            + f". In the paper it is best on both, and the lowest ACC is {worst}'s.")
+
+
+def table6_paragraph(t6: Mapping[str, Mapping[str, float]]) -> str:
+    """Table 6: whether ``L_rec`` on real faces (DADF) leads, against the paper's claim (no numbers transcribed)."""
+    nm = {k: ABLATIONS["6"][k][0].replace("L_rec", "`L_rec`") for k in t6}
+    real_best = leaders(t6, "PBCA") == ["dadf"] and leaders(t6, "ACC") == ["dadf"]
+    return (f"**Table 6.** Among its rows, `L_rec` on real faces (DADF) is {standing(t6, 'PBCA', 'dadf', nm)}, "
+            f"{standing(t6, 'ACC', 'dadf', nm)}, and {standing(t6, 'IINC', 'dadf', nm)}; this "
+            + ("agrees with" if real_best else "does not confirm")
+            + " the paper's claim that computing it on fake or on all faces does clearly worse (its Table 6 "
+            "numbers are not transcribed).")
+
+
+def ablation_caveat(abl_scores: Mapping[str, Mapping[str, float]], epochs: int, seed: int, pbca_empty: float) -> str:
+    """How much the ablation rows can say: one short training each, their PBCA spread, near the all-zero
+    mask, ACC all 50 %."""
+    pbca = [v["PBCA"] for v in abl_scores.values()]
+    iinc = [v["IINC"] for v in abl_scores.values()]
+    line = (f"All ablation rows are single {epochs}-epoch runs with seed {seed}; their PBCA spans "
+            f"{max(pbca) - min(pbca):.2f} points, and differences of that order between single short runs can be "
+            "seed noise, so read the ablation rankings as this run's, not as effects.")
+    near = max(abs(v - pbca_empty) for v in pbca)
+    if near < 1:
+        line += (f" Every ablation model's PBCA is within {near:.2f} points of the all-zero mask's "
+                 f"({pbca_empty:.2f} %): after {plural(epochs, 'epoch')} none localizes measurably better than "
+                 "predicting no forgery, so PBCA cannot rank the components in this profile (their IINC spans "
+                 f"{max(iinc) - min(iinc):.2f} points); a longer `ablation_epochs` is needed for the paper's comparison.")
+    if {round(v["ACC"], 6) for v in abl_scores.values()} == {50.0}:
+        line += (" Every ablation model has ACC exactly 50 % (its head predicts one class for every face), so ACC "
+                 "ranks nothing in Tables 4-6 here.")
+    return line
+
+
+def more_findings(*, ff: str, fm: str | None, n_train_fm: int, table1, pbca_empty_fmld: float | None,
+                  dfd: str | None, tim: str | None, table3, plan: Mapping[str, Sequence[str]],
+                  abl_scores: Mapping[str, Mapping[str, float]], epochs: int, seed: int, pbca_empty: float) -> str:
+    """The paragraphs after :func:`findings`, each only where its part ran: FMLD (``fm`` not None),
+    cross-dataset (``table3`` not None), Tables 4, 5, 6 (in ``plan``) and :func:`ablation_caveat`."""
+    out = []
+    if fm is not None:
+        out.append(fmld_paragraph(fm, n_train_fm, table1, pbca_empty_fmld))
+    if table3 is not None:
+        out.append(cross_paragraph(ff, dfd, tim, table3))
+    pick = lambda t: {k: abl_scores[k] for k in plan[t]}  # noqa: E731
+    if "4" in plan:
+        out.append(table4_paragraph(ff, pick("4"), epochs))
+    if "5" in plan:
+        out.append(table5_paragraph(pick("5")))
+    if "6" in plan:
+        out.append(table6_paragraph(pick("6")))
+    if plan:
+        out.append(ablation_caveat(abl_scores, epochs, seed, pbca_empty))
+    return "\n\n".join(out)

@@ -7,6 +7,7 @@
 - ``maps``        manipulation-map sources (SSIM, pixel difference, @0.1, Grad-CAM, Score-CAM, FoCus)
 - ``protocol``    the evaluation protocol as functions (maps over a split, one evaluator per map source,
                   FoCus variants, fused features), used by chapter 20
+- ``summary``     chapter 20's tables beside the paper, figures and sentence templates
 """
 from .carp import CARP, car_map, carp_logits, normalize_map  # noqa: F401
 from .cl import ComplementaryLearning, hard_gumbel_select  # noqa: F401

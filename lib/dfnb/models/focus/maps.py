@@ -25,8 +25,12 @@ Model-based sources (no pristine face needed):
 """
 from __future__ import annotations
 
+import hashlib
+
 import torch
 import torch.nn.functional as F
+
+from torch.utils.data import Dataset
 
 from .carp import normalize_map
 
@@ -206,3 +210,33 @@ def iter_maps(source: str, loader, model=None, size: tuple[int, int] | None = No
         model.to(device)
     for batch in tqdm(loader, desc=f"maps: {source}", leave=False):
         yield batch, compute_maps(source, batch, model=model, size=size, **kwargs).cpu()
+
+
+class WithMap(Dataset):
+    """A split with the map of a source under ``map`` (N maps (1, H, W) for N items; real faces already zero).
+
+    ``fingerprint``: the inner split's (``dfnb.experiments.fingerprint``) and a SHA-256 of the maps, so the
+    experiment cache tells one map source from another.
+    """
+
+    def __init__(self, dataset, maps):
+        if len(dataset) != len(maps):
+            raise ValueError(f"{len(maps)} maps for {len(dataset)} faces")
+        self.dataset, self.maps = dataset, maps
+        self._fp = None
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        return {**self.dataset[i], "map": self.maps[i].float()}
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fp is None:
+            from dfnb.experiments import fingerprint
+
+            m = torch.as_tensor(self.maps).detach().cpu().contiguous()
+            digest = hashlib.sha256(m.numpy().tobytes()).hexdigest()[:20]
+            self._fp = f"withmap:{fingerprint(self.dataset)}:{tuple(m.shape)}:{m.dtype}:{digest}"
+        return self._fp
