@@ -302,3 +302,23 @@ def test_export_writes_a_checkpoint_that_load_model_rebuilds(bench, tmp_path):
     assert _state_equal(load_model(path), exp.model)
     with pytest.raises(FileExistsError, match="refuses to overwrite"):
         exp.export(path)
+
+
+def test_cached_result_computes_once_per_material(tmp_path):
+    from dfnb.experiments import cached_result
+
+    calls = []
+    f = lambda: calls.append(1) or {"v": 1.5}  # noqa: E731
+    assert cached_result("timing", {"a": 1}, f, cache=tmp_path) == {"v": 1.5}
+    assert cached_result("timing", {"a": 1}, f, cache=tmp_path) == {"v": 1.5} and len(calls) == 1
+    assert cached_result("timing", {"a": 2}, f, cache=tmp_path) == {"v": 1.5} and len(calls) == 2
+    assert cached_result("timing", {"a": 1}, f, cache=False) == {"v": 1.5} and len(calls) == 3
+    path, = [p for p in (tmp_path / "_results" / "timing").glob("*.json")
+             if json.loads(p.read_text())["material"]["material"] == {"a": 1}]
+    stored = json.loads(path.read_text())
+    stored["material"]["material"] = {"a": 3}
+    path.write_text(json.dumps(stored))
+    with pytest.raises(CacheError, match="another result's material"):
+        cached_result("timing", {"a": 1}, f, cache=tmp_path)
+    with pytest.raises(ValueError, match="plain name"):
+        cached_result("../x", {}, f, cache=tmp_path)

@@ -764,7 +764,8 @@ def test_table6_fig6_tables_figure_and_sentence():
     _no_bad_words(text)
 
 
-def test_masked_sweep_sweep_figure_and_step_cost():
+def test_masked_sweep_sweep_figure_and_step_cost(tmp_path, monkeypatch):
+    cache_dir = tmp_path / "cache"
     import matplotlib
 
     matplotlib.use("Agg")
@@ -788,9 +789,23 @@ def test_masked_sweep_sweep_figure_and_step_cost():
     plt.close(study.sweep_figure(sweep.assign(variant="m"), "synth"))
     kw = dict(n_steps=2, seed=0, lr=1e-3, batch_size=2, size=8)
     assert study.step_cost("toy_cnn", data, None, **kw) > 0
-    over = study.training_overhead("toy_cnn", data, {"baseline": None, "+ PRLE": PRLEAugment(fmaps, p=1.0)},
-                                   rounds=1, **kw)
+    data.fingerprint = "six-tiny-faces"
+    tf = {"baseline": None, "+ PRLE": PRLEAugment(fmaps, p=1.0)}
+    over = study.training_overhead("toy_cnn", data, tf, rounds=1, cache=cache_dir, **kw)
     assert math.isfinite(over) and over > -100
+    # measured once per setting: the second call reads the stored number and times nothing
+    monkeypatch.setattr(study, "step_cost", lambda *a, **k: pytest.fail("re-timed a cached setting"))
+    assert study.training_overhead("toy_cnn", data, tf, rounds=1, cache=cache_dir, **kw) == over
+    assert len(list((cache_dir / "_results" / "prle_training_overhead").glob("*.json"))) == 1
+    # masked evaluations of an Experiment are cached per alpha
+    assert study.Masked(data, fmaps, 0.5).fingerprint != study.Masked(data, fmaps, 0.7).fingerprint
+    from dfnb.experiments import train_seeded
+
+    exp = train_seeded("toy_cnn", data, data, seed=0, cache=cache_dir, model_kwargs={"width": 4, "img_size": 8},
+                       epochs=1, batch_size=2, lr=1e-3)
+    first = study.masked_sweep({"m": exp}, data, fmaps, [0.0, 1.0])
+    assert len(list((exp.path / "eval").glob("masked*.json"))) == 2
+    assert study.masked_sweep({"m": exp}, data, fmaps, [0.0, 1.0]).equals(first)
 
 
 def test_maps_figure_exploit_frames_and_jpeg():

@@ -53,8 +53,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["Experiment", "CacheError", "train_seeded", "fingerprint", "code_hash", "dependencies", "used",
-           "reset_used"]
+__all__ = ["Experiment", "CacheError", "train_seeded", "cached_result", "fingerprint", "code_hash", "dependencies",
+           "used", "reset_used"]
 
 log = logging.getLogger(__name__)
 FORMAT = "dfnb-experiment-1"
@@ -144,15 +144,30 @@ def _module_files(name: str) -> list[tuple[str, Path]]:
     return [(f"{name}.py", Path(spec.origin))]
 
 
+_IS_MODULE: dict[str, bool] = {}
+_IMPORTS: dict[tuple, set] = {}
+
+
 def _is_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
+    if name not in _IS_MODULE:
+        try:
+            _IS_MODULE[name] = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            _IS_MODULE[name] = False
+    return _IS_MODULE[name]
 
 
 def _imports_of(name: str, path: Path, is_package: bool) -> set[str]:
-    """Dotted names, in ``name``'s own top-level package, that the source at ``path`` imports anywhere."""
+    """Dotted names, in ``name``'s own top-level package, that the source at ``path`` imports anywhere
+    (parsed once per file version: memoized on path, size and modification time)."""
+    st = path.stat()
+    memo = (name, str(path), is_package, st.st_size, st.st_mtime_ns)
+    if memo not in _IMPORTS:
+        _IMPORTS[memo] = _parse_imports(name, path, is_package)
+    return set(_IMPORTS[memo])
+
+
+def _parse_imports(name: str, path: Path, is_package: bool) -> set[str]:
     package = name if is_package else name.rpartition(".")[0]
     out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
@@ -520,7 +535,9 @@ def _load(entry: Path, material: dict, name: str, seed: int, model_kwargs: dict,
                          f"foreign or edited entry; delete {entry} to retrain")
     mpath = entry / "model.pt"
     engine.seed_everything(seed)
-    model = create_model(name, **model_kwargs)
+    # the weights come from the entry: never load a pretrained checkpoint only to overwrite it
+    no_download = {"pretrained": False} if "pretrained" in material["model"]["kwargs"] else {}
+    model = create_model(name, **{**model_kwargs, **no_download})
     try:
         obj = torch.load(mpath, map_location="cpu", weights_only=True)
         if not isinstance(obj, dict) or obj.get("format") != FORMAT or "state_dict" not in obj:
@@ -651,3 +668,38 @@ def train_seeded(name: str, train_set, val_set, *, seed: int, model_kwargs: dict
     exp = Experiment(name, key, model, history, entry, False, seconds)
     _record(exp, seed)
     return exp
+
+
+# ----------------------------------------------------------------------------- derived results
+def cached_result(kind: str, material: dict, compute, *, cache: bool | str | os.PathLike = True):
+    """``compute()`` (a JSON-able result: a number, a dict of numbers...) once per ``material``.
+
+    For measurements derived from cached experiments that are too slow to repeat on every
+    re-execution (a timing over training steps, a sweep).  Stored as
+    ``<cache>/_results/<kind>/<key>.json`` with the material and the creation time; the key is the
+    SHA-256 of ``kind`` and ``material`` (canonical JSON).  A file whose material differs is a
+    :class:`CacheError`; ``cache=False`` computes every time.
+    """
+    root = _cache_root(cache)
+    if root is None:
+        return compute()
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", kind):
+        raise ValueError(f"kind must be a plain name (letters, digits, _ . -), got {kind!r}")
+    material = json.loads(_canonical({"kind": kind, "material": material}, "the result material"))
+    key = _key(material)
+    folder = root / "_results" / kind
+    path = folder / f"{key}.json"
+    if path.exists():
+        stored = _read_json(path)
+        if stored.get("material") != material:
+            raise CacheError(f"{path} holds another result's material; delete it to recompute")
+        return stored["result"]
+    result = compute()
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{key}.tmp-{os.getpid()}.json"
+    try:
+        _write_json(tmp, {"material": material, "result": result, "created": _now()})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return result

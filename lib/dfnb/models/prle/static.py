@@ -65,8 +65,11 @@ _KEY_FIELDS = ("dataset", "method", "video_id", "frame")
 
 
 def default_cache_dir() -> Path:
-    """``$DFNB_CACHE/prle`` or ``.dfnb_cache/prle`` (git-ignored)."""
-    return Path(os.environ.get("DFNB_CACHE", ".dfnb_cache")) / "prle"
+    """``prle/`` inside the experiment cache (``$DFNB_CACHE``, else ``<repo>/results/_cache/experiments``,
+    git-ignored): maps computed in a recording's worktree are found again from the checkout."""
+    from dfnb.experiments import _cache_root
+
+    return _cache_root(True) / "prle"
 
 
 # ----------------------------------------------------------------------------- keys and hashes
@@ -250,13 +253,16 @@ class FusedMaps:
         return self.lookup([key])[0]
 
     def cache_key(self) -> dict:
-        """SHA-256 of the maps and their keys: what the experiment cache keys a PRLE training on."""
+        """SHA-256 of the maps and their keys: what the experiment cache keys a PRLE training on
+        (computed once per object: the maps are not changed after construction)."""
         import hashlib
         import json
 
-        h = hashlib.sha256(np.ascontiguousarray(self.maps).tobytes())
-        h.update(json.dumps([str(k) for k in self.keys]).encode())
-        return {"kind": "FusedMaps", "sha256": h.hexdigest()}
+        if getattr(self, "_cache_key", None) is None:
+            h = hashlib.sha256(np.ascontiguousarray(self.maps).tobytes())
+            h.update(json.dumps([str(k) for k in self.keys]).encode())
+            self._cache_key = {"kind": "FusedMaps", "sha256": h.hexdigest()}
+        return dict(self._cache_key)
 
     def lookup(self, keys: Sequence[str]) -> torch.Tensor:
         missing = [k for k in keys if k not in self._index]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import os
 import time
 from typing import Mapping, Sequence
 
@@ -728,6 +729,13 @@ class Masked(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.ds)
 
+    @property
+    def fingerprint(self) -> str:
+        """The base split's fingerprint, alpha and the maps' hash: evaluations are cached per alpha."""
+        from dfnb.experiments import fingerprint
+
+        return f"masked:{fingerprint(self.ds)}:{self.alpha!r}:{self.fmaps.cache_key()['sha256'][:20]}"
+
     def __getitem__(self, i):
         from dfnb.models.prle.exploit import exploit
         from dfnb.models.prle.static import sample_key
@@ -739,8 +747,9 @@ class Masked(torch.utils.data.Dataset):
 
 
 def masked_sweep(models: Mapping[str, object], dataset, fmaps, alphas: Sequence[float], *, device: str = "cpu"):
-    """Fig. 8 analogue: per model of ``{variant: model}`` and alpha, AUC and ACC (points; ``frame_auc`` the
-    fraction as measured) on ``dataset`` with each image's top-alpha fused primary region removed."""
+    """Fig. 8 analogue: per model of ``{variant: model or Experiment}`` and alpha, AUC and ACC (points;
+    ``frame_auc`` the fraction as measured) on ``dataset`` with each image's top-alpha fused primary
+    region removed.  An :class:`~dfnb.experiments.Experiment` evaluates through its cache."""
     import pandas as pd
 
     from dfnb import engine
@@ -748,8 +757,11 @@ def masked_sweep(models: Mapping[str, object], dataset, fmaps, alphas: Sequence[
     rows = []
     for v, model in models.items():
         for a in alphas:
-            det = engine.evaluate(model, Masked(dataset, fmaps, a), batch_size=64, device=device,
-                                  progress=False)["detection"]
+            masked = Masked(dataset, fmaps, a)
+            if hasattr(model, "evaluate"):
+                det = model.evaluate(masked, batch_size=64, device=device)["detection"]
+            else:
+                det = engine.evaluate(model, masked, batch_size=64, device=device, progress=False)["detection"]
             rows.append({"variant": v, "alpha": a, "AUC": 100 * det["frame_auc"], "ACC": 100 * det["frame_acc"],
                          "frame_auc": det["frame_auc"]})
     return pd.DataFrame(rows)
@@ -782,14 +794,29 @@ def step_cost(name: str, train_set, transform, *, n_steps: int, seed: int, lr: f
 
 
 def training_overhead(name: str, train_set, transforms: Mapping[str, object], *, reference: str = "baseline",
-                      variant: str = "+ PRLE", rounds: int = 2, **kw) -> float:
+                      variant: str = "+ PRLE", rounds: int = 2, cache=True, **kw) -> float:
     """Training overhead (%) of ``transforms[variant]`` over ``transforms[reference]``: :func:`step_cost`
-    of each, interleaved for ``rounds`` rounds (``kw``: its arguments)."""
-    costs = {reference: 0.0, variant: 0.0}
-    for _ in range(rounds):
-        for v in costs:
-            costs[v] += step_cost(name, train_set, transforms[v], **kw)
-    return 100 * (costs[variant] / costs[reference] - 1)
+    of each, interleaved for ``rounds`` rounds (``kw``: its arguments).
+
+    Measured once per setting and machine (``dfnb.experiments.cached_result``, keyed by the model, the
+    data's fingerprint, the transforms' keys, the arguments, the CPU and the thread count), so that
+    re-executing the chapter does not re-time it; ``cache=False`` always measures."""
+    import platform
+
+    from dfnb import experiments
+
+    def measure():
+        costs = {reference: 0.0, variant: 0.0}
+        for _ in range(rounds):
+            for v in costs:
+                costs[v] += step_cost(name, train_set, transforms[v], **kw)
+        return 100 * (costs[variant] / costs[reference] - 1)
+
+    tkey = {v: None if transforms[v] is None else transforms[v].cache_key() for v in (reference, variant)}
+    material = {"model": name, "data": experiments.fingerprint(train_set), "transforms": tkey,
+                "rounds": rounds, "kw": kw, "cpu": platform.processor() or platform.machine(),
+                "cores": os.cpu_count(), "threads": torch.get_num_threads()}
+    return experiments.cached_result("prle_training_overhead", material, measure, cache=cache)
 
 
 # ----------------------------------------------------------------------------- sentences
