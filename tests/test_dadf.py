@@ -892,3 +892,18 @@ def test_findings_and_more_findings_read_the_tables():
                                    "dadf": {"PBCA": 2, "ACC": 2, "IINC": 1}})
     assert ("on PBCA it beats Multiscale Adapter-B but not Multiscale Adapter-C; on ACC it beats all of "
             "Multiscale Adapter-B, Multiscale Adapter-C") in five
+
+
+def test_micro_sam_pretraining_is_cached(tmp_path):
+    from dfnb.models.dadf import micro_sam_study as study
+
+    kw = dict(steps=2, batch_size=2, masks_per_image=1, cache=tmp_path)
+    sam, hist, secs, path, cached = study.pretrained(2, 0, 64, **kw)
+    assert not cached and path.is_file() and path.parent.parent == tmp_path / "micro_sam" and hist["steps"] == 2
+    sam2, hist2, secs2, path2, cached2 = study.pretrained(2, 0, 64, **kw)
+    assert cached2 and path2 == path and hist2 == hist and secs2 == pytest.approx(secs)
+    assert all(torch.equal(a, b) for a, b in zip(sam.state_dict().values(), sam2.state_dict().values()))
+    assert not study.pretrained(2, 0, 64, **{**kw, "steps": 3})[4]  # another setting: trained afresh
+    assert not list(tmp_path.glob(".micro_sam.tmp-*"))
+    with pytest.raises(TypeError, match="unknown pretraining arguments"):
+        study.pretrained(2, 0, 64, stpes=2, cache=tmp_path)

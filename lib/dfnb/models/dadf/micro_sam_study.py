@@ -1,6 +1,7 @@
 """Chapter 30's protocol: the faces micro-SAM learns from, how its prompts are scored, what it learnt.
 
 - :func:`render_faces`      ``n`` synthetic studio faces with their 11 part masks (one random stream)
+- :func:`pretrained`        micro-SAM pretrained on them once, through the experiment cache
 - :func:`prompt_results`    :func:`~dfnb.models.dadf.pretrain.segment_parts` of every face, box and point
 - :func:`per_prompt_iou`    one row per prompted part: prompt kind, part name, IoU
 - :func:`box_as_mask_iou`   the trivial answer "every pixel inside the box", as a mean IoU
@@ -11,7 +12,7 @@
 - :func:`conclusion`        the chapter's closing paragraph from these numbers (a small template)
 - figures: :func:`parts_figure`, :func:`pretraining_curves`, :func:`prompts_figure` (fonts >= 9 pt)
 
-Nothing here trains a model or changes one: the maths is in :mod:`dfnb.models.dadf.pretrain`.
+Nothing here changes how a model trains: the maths is in :mod:`dfnb.models.dadf.pretrain`.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["SMALL_PARTS", "LARGE_PARTS", "render_faces", "prompt_results", "per_prompt_iou", "box_as_mask_iou",
+__all__ = ["SMALL_PARTS", "LARGE_PARTS", "render_faces", "pretrained", "prompt_results", "per_prompt_iou", "box_as_mask_iou",
            "untrained_miou", "miou_table", "iou_by_part", "pretraining_table", "conclusion", "parts_figure",
            "pretraining_curves", "prompts_figure"]
 
@@ -247,3 +248,69 @@ def _prompt_panel(ax, img, rr: dict, i: int, kind: str) -> None:
     else:
         ax.plot(p[0], p[1], "x", color="yellow", ms=7, mew=2)
     ax.axis("off")
+
+
+def pretrained(n_train_faces: int, seed: int, size: int, *, cache=True, meta: Mapping | None = None,
+               **pretrain_kw):
+    """micro-SAM pretrained on :func:`render_faces` ``(n_train_faces, 0, seed, size)``, trained once:
+    ``(sam, history, train_seconds, checkpoint path, cached)``.
+
+    The checkpoint (:func:`~dfnb.models.dadf.sam.save_micro_sam`) and its history live in the
+    experiment cache under ``micro_sam/<key>/`` (key: the faces' recipe, ``pretrain_kw`` with the
+    defaults of :func:`~dfnb.models.dadf.pretrain.pretrain_micro_sam` filled in, the seed, and the source
+    of the code it imports, as for :func:`dfnb.experiments.train_seeded`); an identical call loads it.
+    ``train_seconds`` is the pretraining's own time, measured when it ran.  ``cache=False`` trains
+    into a temporary folder every time.
+    """
+    import inspect
+    import json
+    import os
+    import shutil
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from dfnb import experiments as E
+    from dfnb.models.dadf.pretrain import pretrain_micro_sam
+    from dfnb.models.dadf.sam import load_sam
+
+    sig = inspect.signature(pretrain_micro_sam)
+    bad = sorted(set(pretrain_kw) & {"samples", "seed", "save_path", "meta", "sam", "img_size", "progress"})
+    if bad:
+        raise TypeError(f"pretrained: {bad} are set by pretrained() itself")
+    kw = {p: pretrain_kw.get(p, sig.parameters[p].default) for p in sig.parameters
+          if p not in ("samples", "seed", "save_path", "meta", "sam", "img_size", "progress", "device")}
+    unknown = sorted(set(pretrain_kw) - set(kw) - {"device"})
+    if unknown:
+        raise TypeError(f"pretrained: unknown pretraining arguments {unknown}")
+    deps = E.dependencies(["dfnb.models.dadf.pretrain", "dfnb.data.render"])
+    material = {"format": "dfnb-micro-sam-1", "faces": {"n": n_train_faces, "stream": 0, "seed": seed, "size": size},
+                "pretrain": kw, "seed": seed, "code": E.code_hash(deps, whole_packages=False), "code_modules": deps}
+    material = json.loads(json.dumps(material, sort_keys=True))
+    root = E._cache_root(cache)
+    entry = None if root is None else root / "micro_sam" / E._key(material)
+    if entry is not None and (entry / "meta.json").is_file():
+        stored = json.loads((entry / "key.json").read_text())
+        if stored != material:
+            raise E.CacheError(f"{entry / 'key.json'} does not match the expected key material; delete {entry}")
+        meta_out = json.loads((entry / "meta.json").read_text())
+        hist = json.loads((entry / "history.json").read_text())
+        return load_sam("micro", entry / "micro_sam.pt"), hist, meta_out["train_seconds"], entry / "micro_sam.pt", True
+    work = Path(tempfile.mkdtemp(prefix=".micro_sam.tmp-", dir=None if root is None else root))
+    try:
+        faces = render_faces(n_train_faces, 0, seed, size)[0]
+        t0 = time.perf_counter()
+        sam, hist = pretrain_micro_sam(faces, img_size=size, seed=seed, save_path=work / "micro_sam.pt",
+                                       meta=dict(meta or {}), progress=False, **pretrain_kw)
+        seconds = time.perf_counter() - t0
+        (work / "history.json").write_text(json.dumps(hist))
+        (work / "key.json").write_text(json.dumps(material, indent=1))
+        (work / "meta.json").write_text(json.dumps({"train_seconds": seconds, "created": E._now()}))
+        if entry is None:
+            return sam, hist, seconds, work / "micro_sam.pt", False
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(work, entry)
+        return sam, hist, seconds, entry / "micro_sam.pt", False
+    finally:
+        if entry is not None and work.exists():
+            shutil.rmtree(work)
