@@ -322,3 +322,28 @@ def test_cached_result_computes_once_per_material(tmp_path):
         cached_result("timing", {"a": 1}, f, cache=tmp_path)
     with pytest.raises(ValueError, match="plain name"):
         cached_result("../x", {}, f, cache=tmp_path)
+
+
+def test_cached_arrays_round_trip_once_per_material(tmp_path):
+    import numpy as np
+    import torch
+
+    from dfnb.experiments import cached_arrays
+
+    calls = []
+
+    def f():
+        calls.append(1)
+        return {"maps": torch.arange(6, dtype=torch.float16).reshape(2, 3), "n": np.array([3])}
+
+    a = cached_arrays("maps", {"m": "k1"}, f, cache=tmp_path)
+    b = cached_arrays("maps", {"m": "k1"}, f, cache=tmp_path)
+    assert len(calls) == 1 and a["maps"].dtype == np.float16 and np.array_equal(a["maps"], b["maps"])
+    cached_arrays("maps", {"m": "k2"}, f, cache=tmp_path)
+    assert len(calls) == 2 and not list((tmp_path / "_results" / "maps").glob(".*"))
+    npz, = [p for p in (tmp_path / "_results" / "maps").glob("*.npz")][:1]
+    npz.write_bytes(b"not an npz")
+    with pytest.raises(CacheError, match="corrupt cached arrays"):
+        for _ in range(2):
+            cached_arrays("maps", {"m": "k1"}, f, cache=tmp_path)
+            cached_arrays("maps", {"m": "k2"}, f, cache=tmp_path)

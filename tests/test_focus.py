@@ -697,3 +697,21 @@ def test_evaluator_pcl_and_ablation_sentences():
     assert "after 3 epochs the lowest L_cls is at λ = 1" in ls and "L_loc at λ = 0.1" in ls
     for text in (*lines, pcl, mod, m6, ls):
         _prose_ok(text)
+
+
+def test_keyed_split_maps_are_computed_once_and_corrupted_sets_fingerprinted(tmp_path, monkeypatch):
+    monkeypatch.setenv("DFNB_CACHE", str(tmp_path))
+    splits = {"a": _faces(4), "b": _faces(4, seed=1)}
+    model = tiny_focus(img_size=32, patch_size=8)
+    first = protocol.split_maps("focus", splits, model, key="k1", batch_size=4)
+    calls = []
+    real = protocol.source_maps
+    monkeypatch.setattr(protocol, "source_maps", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    again = protocol.split_maps("focus", splits, model, key="k1", batch_size=4)
+    assert not calls and all(torch.equal(first[s], again[s]) for s in splits)
+    assert again["a"].dtype == torch.float16 and again["a"].shape == (4, 1, 32, 32)
+    protocol.split_maps("focus", splits, model, key="k2", batch_size=4)  # another model: computed
+    assert calls == ["focus", "focus"]
+    ds = _faces(4)
+    fps = {protocol.Corrupted(ds, k, lv, 0).fingerprint for k in ("noise", "blur") for lv in (1, 2)}
+    assert len(fps) == 4 and protocol.Corrupted(ds, "noise", 1, 0).fingerprint == protocol.Corrupted(ds, "noise", 1, 0).fingerprint

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["Experiment", "CacheError", "train_seeded", "cached_result", "fingerprint", "code_hash", "dependencies",
+__all__ = ["Experiment", "CacheError", "train_seeded", "cached_result", "cached_arrays", "fingerprint", "code_hash", "dependencies",
            "used", "reset_used"]
 
 log = logging.getLogger(__name__)
@@ -703,3 +703,45 @@ def cached_result(kind: str, material: dict, compute, *, cache: bool | str | os.
     finally:
         tmp.unlink(missing_ok=True)
     return result
+
+
+def cached_arrays(kind: str, material: dict, compute, *, cache: bool | str | os.PathLike = True) -> dict:
+    """Like :func:`cached_result` for arrays: ``compute()`` returns ``{name: array}`` (NumPy or torch),
+    stored once per ``material`` as ``<cache>/_results/<kind>/<key>.npz`` beside a ``.json`` holding
+    the material; returned as NumPy arrays (dtypes kept).  E.g. CAM maps of a cached model over a
+    split: ``material`` names the model's experiment key, the data's fingerprint and the settings."""
+    import numpy as np
+
+    def as_numpy(d):
+        return {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in d.items()}
+
+    root = _cache_root(cache)
+    if root is None:
+        return as_numpy(compute())
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", kind):
+        raise ValueError(f"kind must be a plain name (letters, digits, _ . -), got {kind!r}")
+    material = json.loads(_canonical({"kind": kind, "material": material}, "the result material"))
+    key = _key(material)
+    folder = root / "_results" / kind
+    jpath, npath = folder / f"{key}.json", folder / f"{key}.npz"
+    if jpath.exists():
+        if _read_json(jpath).get("material") != material:
+            raise CacheError(f"{jpath} holds another result's material; delete it and {npath} to recompute")
+        try:
+            with np.load(npath, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:
+            raise CacheError(f"corrupt cached arrays {npath}: {e}; delete it and {jpath} to recompute") from None
+    arrays = as_numpy(compute())
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{key}.tmp-{os.getpid()}"
+    try:
+        with open(tmp.with_name(tmp.name + ".npz"), "wb") as f:
+            np.savez(f, **arrays)
+        _write_json(tmp.with_name(tmp.name + ".json"), {"material": material, "created": _now()})
+        os.replace(tmp.with_name(tmp.name + ".npz"), npath)
+        os.replace(tmp.with_name(tmp.name + ".json"), jpath)  # the json marks it complete
+    finally:
+        for suffix in (".npz", ".json"):
+            tmp.with_name(tmp.name + suffix).unlink(missing_ok=True)
+    return arrays

@@ -142,9 +142,24 @@ def source_maps(source: str, ds, model=None, batch_size: int = 16, device: str =
     return torch.cat(out)
 
 
-def split_maps(source: str, splits: dict, model=None, **kw) -> dict:
-    """``{split name: source_maps(source, ds, model, **kw)}`` for every split of ``splits``."""
-    return {name: source_maps(source, ds, model, **kw) for name, ds in splits.items()}
+def split_maps(source: str, splits: dict, model=None, *, key: str | None = None, **kw) -> dict:
+    """``{split name: source_maps(source, ds, model, **kw)}`` for every split of ``splits``.
+
+    ``key``: the experiment key of ``model`` (``Experiment.key``): the maps of each split are then
+    computed once and cached (``dfnb.experiments.cached_arrays``, keyed by source, model key, the
+    split's fingerprint and ``kw``), so re-executing a chapter does not recompute CAMs."""
+    from dfnb import experiments
+
+    if key is None:
+        return {name: source_maps(source, ds, model, **kw) for name, ds in splits.items()}
+    out = {}
+    for name, ds in splits.items():
+        material = {"source": source, "model": key, "data": experiments.fingerprint(ds),
+                    "kw": {k: v for k, v in kw.items() if k != "device"}}
+        arr = experiments.cached_arrays("focus_maps", material,
+                                        lambda ds=ds: {"maps": source_maps(source, ds, model, **kw)})["maps"]
+        out[name] = torch.from_numpy(arr)
+    return out
 
 
 def test_evaluator(model, test_sets: dict, *, device: str = "cpu", batch_size: int = 64,
@@ -369,6 +384,13 @@ class Corrupted(Dataset):
     def __len__(self):
         return len(self.dataset)
 
+    @property
+    def fingerprint(self) -> str:
+        """The clean split's fingerprint with the corruption: cached evaluations per kind and level."""
+        from dfnb.experiments import fingerprint
+
+        return f"corrupted:{fingerprint(self.dataset)}:{self.kind}:{self.level}:{self.seed}"
+
     def __getitem__(self, i):
         from dfnb.data import corruptions
 
@@ -379,7 +401,8 @@ class Corrupted(Dataset):
 
 
 def corruption_auc(model, ds, seed: int, device: str = "cpu", kinds=None, levels=None, batch_size: int = 64):
-    """Frame AUC of ``model`` on ``ds`` under each corruption kind and level (Table IV's protocol):
+    """Frame AUC of ``model`` (a model, or an Experiment: then cached) on ``ds`` under each corruption
+    kind and level (Table IV's protocol):
     DataFrame, rows = kinds then ``clean``, columns = levels and ``mean`` (over levels; ``clean`` fills
     its row with the clean AUC)."""
     import pandas as pd
@@ -389,8 +412,10 @@ def corruption_auc(model, ds, seed: int, device: str = "cpu", kinds=None, levels
 
     kinds = corruptions.KINDS if kinds is None else kinds
     levels = corruptions.LEVELS if levels is None else levels
-    ev = lambda d: engine.evaluate(model, d, batch_size=batch_size, device=device,  # noqa: E731
-                                   progress=False)["detection"]["frame_auc"]
+    def ev(d):  # an Experiment evaluates through its cache
+        if hasattr(model, "evaluate"):
+            return model.evaluate(d, batch_size=batch_size, device=device)["detection"]["frame_auc"]
+        return engine.evaluate(model, d, batch_size=batch_size, device=device, progress=False)["detection"]["frame_auc"]
     clean = ev(ds)
     rob = pd.DataFrame({k: {lv: ev(Corrupted(ds, k, lv, seed)) for lv in levels} for k in kinds}).T
     rob["mean"] = rob.mean(axis=1)
@@ -511,9 +536,11 @@ class AblationStudy:
         tag = ", ".join(f"{k}={v}" for k, v in cfg.items())
         ff = self.dataset
         self.metric("train_seconds", round(exp.train_seconds, 1), model="focus", variant=tag, dataset=ff)
-        maps = split_maps("focus", self.splits, exp.model, batch_size=self.batch_size, device=self.device)
+        maps = split_maps("focus", self.splits, exp.model, key=exp.key, batch_size=self.batch_size,
+                          device=self.device)
         head = exp.evaluate(self.test_sets[ff], batch_size=64, device=self.device)["detection"]["frame_auc"]
-        v = dict(model=exp.model, history=exp.history.to_frame(), cfg=cfg, tag=tag, maps=maps, head_auc=head,
+        v = dict(model=exp.model, key=exp.key, history=exp.history.to_frame(), cfg=cfg, tag=tag, maps=maps,
+                 head_auc=head,
                  pixel_auc=self.pixel_auc(maps["test"]))
         self.metric("frame_auc", head, dataset=ff, split="test", model="focus", variant=tag, train_set=ff)
         self.metric("pixel_auc_fake", v["pixel_auc"], dataset=ff, split="test", map_source="focus", variant=tag)
@@ -567,7 +594,8 @@ class AblationStudy:
             rows[mod] = self.row(mod, self.variant(**MODULES[mod]))
         for cam in cams:
             t0 = time.perf_counter()
-            maps = split_maps(cam, self.splits, ref["model"], batch_size=self.batch_size, device=self.device)
+            maps = split_maps(cam, self.splits, ref["model"], key=ref["key"], batch_size=self.batch_size,
+                              device=self.device)
             self.metric("map_seconds", round(time.perf_counter() - t0, 1), dataset=self.dataset, map_source=cam,
                         note="ablation FoCus, all splits")
             rows[CAM_NAMES[cam]] = self.row(CAM_NAMES[cam], ref, maps)
