@@ -842,3 +842,21 @@ def test_diagnostics_markdown_says_missing():
                                 weakest_auc=0.5, p=0.5)
     assert gone.count("missing") == 2
     _no_bad_words(gone)
+
+
+def test_neighbouring_fusion_on_the_native_grid_grows_a_peak_by_its_cell_neighbourhood():
+    """One sharp peak on a 4 x 4 CAM grid, shown at 16 x 16 (each cell 4 x 4 pixels).  At pixel level
+    the neighbouring rule only adds a one-pixel ring (6 x 6 = 36 px); on the native grid it adds the
+    peak's 8 neighbouring cells (3 x 3 cells = 144 px); average fusion keeps the peak (16 px)."""
+    native = torch.zeros(1, 4, 4)
+    native[0, 1, 1] = 1.0
+    maps = native.repeat_interleave(4, 1).repeat_interleave(4, 2)  # (1, 16, 16)
+    kw = dict(lam=0.1, tau1=0.3)
+    assert int((average_fusion(maps, tau1=0.3) > 0).sum()) == 16
+    assert int((neighbouring_fusion(maps, **kw) > 0).sum()) == 36
+    on_grid = neighbouring_fusion(maps, grid=4, **kw)
+    want = torch.zeros(16, 16)
+    want[0:12, 0:12] = 1.0
+    assert torch.equal(on_grid, want)
+    with pytest.raises(ValueError, match="dividing the maps' size 16x16"):
+        neighbouring_fusion(maps, grid=5, **kw)

@@ -94,19 +94,36 @@ def _offsets(radius: int) -> list[tuple[int, int]]:
     return [(dy, dx) for dy in range(k) for dx in range(k) if (dy, dx) != (radius, radius)]
 
 
-def neighbouring_fusion(maps, lam: float = 0.15, tau1: float = 0.3, radius: int = 1, base: str | None = "average"):
+def neighbouring_fusion(maps, lam: float = 0.15, tau1: float = 0.3, radius: int = 1, base: str | None = "average",
+                        grid: int | None = None):
     """Eq. 7-8 neighbouring fusion, by default on top of the Eq. 6 average map.
 
     maps: (D,H,W) or (B,D,H,W) in [0,1] -> (H,W) or (B,H,W).
     lam: lambda of Eq. 7.  tau1: threshold of the Eq. 6 base map (unused when ``base=None``).
     radius: neighbourhood half-width (1 -> the 8-neighbourhood).
     base: "average" -> max(Eq. 6 map, Eq. 8 map); None -> Eq. 8 map alone.
+    grid: None -> Eq. 7-8 between pixels of the given maps.  An integer g -> between the cells of
+        the CAM's native g x g grid (the maps area-averaged to g x g, e.g. g = image side / stride of
+        the Grad-CAM layer), the Eq. 8 map then repeated back to (H, W) (nearest: each cell's value
+        fills its pixels); the Eq. 6 base stays at full resolution.  On bilinearly upsampled CAMs a
+        pixel never differs from its neighbours by lambda, so only the native grid compares
+        neighbours as the paper intends.  H and W must be multiples of g.
     """
     if radius < 1:
         raise ValueError(f"radius must be >= 1, got {radius}")
     if base not in ("average", None):
         raise ValueError(f"base must be 'average' or None, got {base!r}")
     t, was_numpy, unbatched = _as_bdhw(maps)
+    if grid is not None:
+        H, W = t.shape[-2:]
+        if not isinstance(grid, int) or grid < 1 or H % grid or W % grid:
+            raise ValueError(f"grid must be a positive integer dividing the maps' size {H}x{W}, got {grid!r}")
+        coarse = neighbouring_fusion(F.adaptive_avg_pool2d(t, grid), lam=lam, tau1=tau1, radius=radius, base=None)
+        out = F.interpolate(coarse[:, None], size=(H, W), mode="nearest")[:, 0]
+        if base == "average":
+            s = t.mean(dim=1)
+            out = torch.maximum(out, torch.where(s > tau1, s, torch.zeros_like(s)))
+        return _out(out, was_numpy, unbatched)
     B, D, H, W = t.shape
     r = radius
     offs = _offsets(r)
