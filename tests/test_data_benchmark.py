@@ -211,3 +211,23 @@ def test_overwrite_replaces_and_stale_partial_cache_is_regenerated(tmp_path):
     (ds.root / "meta.json").unlink()  # a half-written cache (e.g. copied without its meta)
     again = load_benchmark("ffpp-syn", "val", root=tmp_path / "c", **kw)
     assert again.root == ds.root and (again.root / "meta.json").exists()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--name", "nope"], "--name: unknown benchmark 'nope'"),
+    (["--quality", "xx"], "--quality 'xx'"),
+    (["--methods", "real,bogus"], "--methods: unknown ['bogus']"),
+    (["--size", "0"], "--size must be >= 8, got 0"),
+    (["--frames", "0"], "--frames must be >= 1, got 0"),
+    (["--n", "0"], "--n must be >= 1, got 0"),
+    (["--n", "10000000"], "pass --yes to go on"),
+])
+def test_cli_synth_bad_input_is_one_line_before_any_work(tmp_path, capsys, bad, message):
+    from dfnb.cli import main
+
+    assert main(["data", "synth", "--out", str(tmp_path / "o")] + bad) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+    with pytest.raises((ValueError, KeyError)):  # --debug: the library's own error
+        main(["--debug", "data", "synth", "--out", str(tmp_path / "o")] + bad)

@@ -19,6 +19,7 @@ _SUBCOMMAND_MODULES = ("dfnb.runner", "dfnb.book", "dfnb.data.cli", "dfnb.predic
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dfnb", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     for mod in _SUBCOMMAND_MODULES:
         try:
@@ -32,14 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run a sub-command; user errors (bad parameter, missing file, existing run) print one line, exit 2."""
+    """Run a sub-command.  A user error (bad parameter, missing file, existing run, and any
+    ``ValueError`` / ``KeyError`` the library raises about its input) prints one line naming it and
+    exits with 2; ``dfnb --debug ...`` shows the traceback instead."""
     from dfnb.runner import ParameterError, RunExistsError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ParameterError, RunExistsError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
-        print(f"dfnb {args.command}: error: {e}", file=sys.stderr)
+    except (ParameterError, RunExistsError, FileNotFoundError, FileExistsError, NotADirectoryError,
+            ValueError, KeyError) as e:
+        if args.debug:
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"dfnb {args.command}: error: {msg} (dfnb --debug {args.command} ... for the traceback)",
+              file=sys.stderr)
         return 2
 
 

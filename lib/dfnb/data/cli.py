@@ -10,6 +10,9 @@ import argparse
 import json
 from pathlib import Path
 
+CONFIRM_GB = 2.0  # a synth run estimated above this many GB needs --yes
+BYTES_PER_PIXEL = 3.2  # PNG image + mask per face pixel, an upper estimate measured on the benchmarks
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("data", help="synthetic benchmarks and real data-set preprocessing")
@@ -29,6 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--methods", default=None, help="comma-separated subset, e.g. real,faceswap")
     s.add_argument("--overwrite", action="store_true", help="replace existing split folders")
     s.add_argument("--workers", type=int, default=None, help="processes (default $DFNB_DATA_WORKERS or 1); same bytes")
+    s.add_argument("--yes", action="store_true", help=f"write even above {CONFIRM_GB} GB (the estimate is printed)")
     s.set_defaults(func=_synth)
 
     ls = sub.add_parser("list", help="list the synthetic benchmarks and what each imitates")
@@ -54,7 +58,9 @@ def _split_sizes(n: int | None, split: str) -> dict:
     if n is None:
         return {s: None for s in splits}
     if n < 1:
-        raise SystemExit("--n must be >= 1")
+        from dfnb.runner import ParameterError
+
+        raise ParameterError(f"--n must be >= 1, got {n}")
     if split != "all":
         return {split: n}
     sizes = {s: max(1, round(n * SPLIT_FRACTIONS[s])) for s in ("val", "test")}
@@ -62,14 +68,50 @@ def _split_sizes(n: int | None, split: str) -> dict:
     return {s: sizes[s] for s in SPLITS}
 
 
+def check_synth(args) -> dict:
+    """Every ``dfnb data synth`` argument checked before any work: one ``ParameterError`` line naming
+    the bad one.  Returns the split sizes; prints the disk estimate, and asks for ``--yes`` above
+    :data:`CONFIRM_GB`."""
+    import sys
+
+    from dfnb.data.benchmark import FAMILIES, get_spec
+    from dfnb.data.quality import ALIASES, LEVELS
+    from dfnb.runner import ParameterError
+
+    try:
+        spec = get_spec(args.name)
+    except KeyError as e:
+        raise ParameterError(f"--name: {e.args[0]}") from None
+    if args.quality not in LEVELS and args.quality not in ALIASES:
+        raise ParameterError(f"--quality {args.quality!r}: use one of {sorted(LEVELS)} or {sorted(ALIASES)}")
+    methods = args.methods.split(",") if args.methods else list(spec.methods)
+    bad = [m for m in methods if m != "real" and m not in FAMILIES]
+    if bad or not methods:
+        raise ParameterError(f"--methods: unknown {bad or methods}; known: real, {', '.join(sorted(FAMILIES))}")
+    for flag, v, low in (("--size", args.size, 8), ("--frames", args.frames, 1), ("--n", args.n, 1),
+                         ("--workers", args.workers, 1)):
+        if v is not None and v < low:
+            raise ParameterError(f"{flag} must be >= {low}, got {v}")
+    sizes = _split_sizes(args.n, args.split)
+    videos = sum(spec.n_videos[s] if n is None else n for s, n in sizes.items())
+    frames = args.frames or spec.frames_per_video
+    fakes = sum(m != "real" for m in methods) * spec.fakes_per_video
+    faces = videos * frames * (("real" in methods) + fakes)
+    gb = faces * args.size ** 2 * BYTES_PER_PIXEL / 1e9
+    print(f"dfnb data synth: about {faces} faces, {gb:.2f} GB", file=sys.stderr)
+    if gb > CONFIRM_GB and not args.yes:
+        raise ParameterError(f"about {gb:.1f} GB would be written (> {CONFIRM_GB} GB); pass --yes to go on")
+    return sizes
+
+
 def _synth(args) -> int:
     from dfnb.data.benchmark import write_split
 
+    sizes = check_synth(args)
     methods = args.methods.split(",") if args.methods else None
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file, not a folder")
-    sizes = _split_sizes(args.n, args.split)
     # every split folder is checked before any is written: nothing is half-done, and --overwrite
     # replaces only folders that dfnb wrote (they hold its meta.json), never a user's own
     there = [out / s for s in sizes if (out / s).exists()]
