@@ -128,6 +128,10 @@ def test_all_videos_without_faces_is_an_error(tmp_path):
     (root / "List_of_testing_videos.txt").write_text("1 Celeb-real/id0_0000.avi\n")
     with pytest.raises(RuntimeError, match="every one of 1 videos was skipped"):
         load_real("celebdf", root, cache=tmp_path / "c", progress=False, size=32, frames_per_video=2)
+    from dfnb.cli import main
+
+    assert main(["data", "real", "--name", "celebdf", "--root", str(root), "--out", str(tmp_path / "c2"),
+                 "--size", "32", "--frames", "2"]) == 2  # one line on the command line, no traceback
 
 
 def test_celebdf_list_convention_and_splits(tmp_path):

@@ -168,3 +168,15 @@ def test_predict_crops_the_face_of_a_real_photo_at_the_exported_size(tmp_path, c
     assert 170 < cx < 260 and 30 < cy < 140 and 40 < w < 200, line
     res = predict([tmp_path / "astronaut.png"], model, size=48)
     assert seen[-1] == (1, 3, 48, 48) and res[0]["face_box"] is not None and res[0]["error"] is None
+
+
+def test_checkpoint_with_bad_architecture_kwargs_is_one_line(tmp_path, images, capsys):
+    from dfnb.engine.checkpoint import read_checkpoint
+
+    _, ck = _ckpt(tmp_path)
+    obj = read_checkpoint(ck)
+    obj["arch"]["kwargs"]["no_such_kwarg"] = 3
+    torch.save(obj, tmp_path / "bad.pt")
+    code = main(["predict", "--whole-image", str(images / "a.png"), "--checkpoint", str(tmp_path / "bad.pt")])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot be rebuilt" in err and "no_such_kwarg" in err and "Traceback" not in err

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ParameterError, RunExistsError, FileNotFoundError, FileExistsError, NotADirectoryError,
-            ValueError, KeyError) as e:
+            PermissionError, ValueError, KeyError) as e:
         if args.debug:
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

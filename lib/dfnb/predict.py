@@ -223,7 +223,10 @@ def _main(args: argparse.Namespace) -> int:
 
     try:
         files = list_images(args.input)
-        model = load_model(args.checkpoint, method=args.method, device=args.device)
+        try:
+            model = load_model(args.checkpoint, method=args.method, device=args.device)
+        except TypeError as e:  # the stored architecture kwargs do not fit the registered model
+            raise ValueError(f"checkpoint {args.checkpoint} cannot be rebuilt: {e}") from None
         size = args.size if args.size is not None else checkpoint_input_size(args.checkpoint)
         is_dir = Path(args.input).is_dir()
         res = predict(files, model, device=args.device, size=size,

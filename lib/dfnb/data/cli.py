@@ -144,7 +144,10 @@ def _list(args) -> int:
 def _real(args) -> int:
     from dfnb.data.real import load_real
 
-    ds = load_real(args.name, args.root, split=args.split, frames_per_video=args.frames, size=args.size,
-                   quality=args.quality, detector=args.detector, cache=args.out)
+    try:
+        ds = load_real(args.name, args.root, split=args.split, frames_per_video=args.frames, size=args.size,
+                       quality=args.quality, detector=args.detector, cache=args.out)
+    except RuntimeError as e:  # e.g. every video skipped: the reasons are in the message
+        raise ValueError(str(e)) from None
     print(json.dumps({"root": str(ds.root), "summary": ds.summary(), "skipped": ds.skipped[:20]}, indent=1))
     return 0
