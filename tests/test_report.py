@@ -58,3 +58,10 @@ def test_equation_table_refuses_a_pipe_in_a_note(monkeypatch):
         report.equation_table("x")
     monkeypatch.setitem(E.EQUATIONS, "x", (E.Equation("1", "|a|", "dfnb.metrics.auc", "t"),))
     assert r"$\vert a\vert $" in report.equation_table("x")
+
+
+def test_slug_names_a_data_set_in_a_file_name():
+    assert report.slug("ffpp-syn") == "ffpp_syn" and report.slug("ffpp (real)") == "ffpp_real"
+    assert report.slug("Celeb-DF v2") == "celeb_df_v2"
+    with pytest.raises(ValueError, match="no letter or digit"):
+        report.slug(" - ")

@@ -14,8 +14,19 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["bar_chart_with_ci", "claims_markdown", "equation_table", "seed_summary", "beside_paper", "roc_figure",
+__all__ = ["slug", "bar_chart_with_ci", "claims_markdown", "equation_table", "seed_summary", "beside_paper", "roc_figure",
            "training_curves"]
+
+
+def slug(name: str) -> str:
+    """A data set's name as part of a file name: ``"ffpp-syn"`` -> ``"ffpp_syn"``,
+    ``"ffpp (real)"`` -> ``"ffpp_real"`` (lower case, runs of other characters -> one ``_``)."""
+    import re
+
+    out = re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_")
+    if not out:
+        raise ValueError(f"slug: {name!r} has no letter or digit")
+    return out
 
 
 def bar_chart_with_ci(labels: Sequence[str], mean: Sequence[float], low: Sequence[float], high: Sequence[float], *,
