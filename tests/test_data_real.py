@@ -281,3 +281,18 @@ def test_changed_videos_under_the_same_root_are_read_again(tmp_path):
     b = load_real("ffpp", root, **kw)
     assert b.root != a.root
     assert np.abs(b[0]["image"].numpy() - a[0]["image"].numpy()).mean() > 0.05
+
+
+def test_truncated_frames_are_skipped_and_counted_not_read(tmp_path):
+    from dfnb.data.real import VideoError, read_frames
+
+    ok = cv2.imencode(".jpg", _face_frames(1)[0])[1].tobytes()
+    d = tmp_path / "v"
+    d.mkdir()
+    (d / "0.jpg").write_bytes(ok)
+    (d / "1.jpg").write_bytes(ok[: len(ok) // 2])
+    assert len(read_frames(str(d / "0.jpg"), 1)[1]) == 1
+    with pytest.raises(VideoError, match="JPEG is truncated"):
+        read_frames(str(d / "1.jpg"), 1)
+    with pytest.raises(VideoError, match="1.jpg: the JPEG is truncated"):
+        read_frames(str(d), 2)

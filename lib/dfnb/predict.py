@@ -46,11 +46,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
-    head_tail = path.read_bytes()
-    if head_tail[:2] == b"\xff\xd8" and b"\xff\xd9" not in head_tail[-1024:]:
-        raise ValueError(f"cannot read image {path}: the JPEG is truncated (no end-of-image marker)")
-    if head_tail[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in head_tail[-64:]:
-        raise ValueError(f"cannot read image {path}: the PNG is truncated (no IEND chunk)")
+    from dfnb.data.real import truncated
+
+    why = truncated(path)
+    if why:
+        raise ValueError(f"cannot read image {path}: {why}")
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
         raise ValueError(f"cannot read image {path}: OpenCV could not decode it (corrupt or not an image)")

@@ -333,6 +333,32 @@ def sample_indices(n_total: int, n: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n_total - 1, n)).astype(np.int64))
 
 
+def truncated(path) -> str | None:
+    """Why the JPEG or PNG file at ``path`` is cut short ("no end-of-image marker", "no IEND chunk"),
+    or None.  OpenCV decodes such files without an error (libjpeg only warns), grey below the cut."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 1024))
+        tail = f.read()
+    if head[:2] == b"\xff\xd8" and b"\xff\xd9" not in tail:
+        return "the JPEG is truncated (no end-of-image marker)"
+    if head == b"\x89PNG\r\n\x1a\n" and b"IEND" not in tail[-64:]:
+        return "the PNG is truncated (no IEND chunk)"
+    return None
+
+
+def _imread(path) -> np.ndarray:
+    """RGB uint8 of an image file; :class:`VideoError` when unreadable or truncated."""
+    why = truncated(path)
+    if why:
+        raise VideoError(f"unreadable image {path}: {why}")
+    im = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if im is None:
+        raise VideoError(f"unreadable image {path}")
+    return cv2.cvtColor(im, cv2.COLOR_BGR2RGB)
+
+
 def read_frames(path: str, n: int, indices=None) -> tuple[list[int], list[np.ndarray]]:
     """``n`` evenly spaced frames (or the frames at ``indices``) of a video file, a folder of frame
     images, or one image.
@@ -347,18 +373,12 @@ def read_frames(path: str, n: int, indices=None) -> tuple[list[int], list[np.nda
         idx = sample_indices(len(files), n) if indices is None else [i for i in indices if i < len(files)]
         frames = []
         for i in idx:
-            im = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
-            if im is None:
-                raise VideoError(f"unreadable frame {files[i]}")
-            frames.append(cv2.cvtColor(im, cv2.COLOR_BGR2RGB))
+            frames.append(_imread(files[i]))
         if not frames:
             raise VideoError(f"no frames in {p}")
         return [int(i) for i in idx], frames
     if p.suffix.lower() in IMAGE_EXT:
-        im = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if im is None:
-            raise VideoError(f"unreadable image {p}")
-        return [0], [cv2.cvtColor(im, cv2.COLOR_BGR2RGB)]
+        return [0], [_imread(p)]
     cap = cv2.VideoCapture(str(p))
     try:
         if not cap.isOpened():
