@@ -907,3 +907,28 @@ def test_micro_sam_pretraining_is_cached(tmp_path):
     assert not list(tmp_path.glob(".micro_sam.tmp-*"))
     with pytest.raises(TypeError, match="unknown pretraining arguments"):
         study.pretrained(2, 0, 64, stpes=2, cache=tmp_path)
+
+
+def test_sam_img_size_builds_vit_b_at_128_px_without_a_download(tmp_path):
+    import warnings
+
+    from dfnb import create_model
+    from dfnb.models.dadf import study
+
+    with pytest.raises(ValueError, match="multiple of SAM's patch size 16"):
+        study.sam_kwargs(sam_checkpoint="x.pth", sam_type="vit_b", micro_sam_path=None, profile="smoke",
+                         sam_img_size=100)
+    with pytest.raises(ValueError, match="is for Meta's SAM"):
+        study.sam_kwargs(sam_checkpoint=None, sam_type=None, micro_sam_path=None, profile="smoke",
+                         sam_img_size=128)
+    kw, desc, steps = study.sam_kwargs(sam_checkpoint="sam_vit_b.pth", sam_type="vit_b", micro_sam_path=None,
+                                       profile="smoke", sam_img_size=128)
+    assert kw == {"sam_checkpoint": "sam_vit_b.pth", "model_type": "vit_b", "img_size": 128}
+    assert "at 128 px" in desc and steps is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "randomly initialised": no checkpoint here, by design
+        m = create_model("dadf", model_type="vit_b", img_size=128)
+    assert m.config["img_size"] == 128 and m.config["embed_dim"] == 768  # ViT-B at 128 px
+    with torch.no_grad():
+        out = m(torch.rand(1, 3, 128, 128))
+    assert out["mask_logit"].shape[-2:] == (128, 128) and out["logit"].shape[0] == 1

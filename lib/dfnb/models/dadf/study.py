@@ -154,10 +154,12 @@ def check_model_names(*name_lists: Sequence[str]) -> None:
 
 
 def sam_kwargs(*, sam_checkpoint: str | None, sam_type: str | None, micro_sam_path: str | None,
-               profile: str) -> tuple[dict[str, Any], str, int | None]:
+               profile: str, sam_img_size: int | None = None) -> tuple[dict[str, Any], str, int | None]:
     """The model keyword arguments that name the SAM every model starts from, and what it is.
 
-    Meta's checkpoint when ``sam_checkpoint`` is given; else the micro-SAM file ``micro_sam_path``,
+    Meta's checkpoint when ``sam_checkpoint`` is given (at ``sam_img_size`` px, default 1024: ViT-B at
+    128 px and batch 16 is 28 s and 2.7 GB a step on CPU, at 1024 px 323 s and 21.9 GB at batch 2);
+    else the micro-SAM file ``micro_sam_path``,
     by default ``results/<profile>/30_micro_sam/micro_sam.pt`` (chapter 30's run).  Returns
     ``(kwargs, description, pretraining steps)`` (steps None for Meta's SAM); a missing micro-SAM
     file is a ``FileNotFoundError`` saying how to make it.
@@ -166,8 +168,17 @@ def sam_kwargs(*, sam_checkpoint: str | None, sam_type: str | None, micro_sam_pa
 
     from dfnb.runner import rel_path, repo_root
 
+    if sam_img_size is not None and (not isinstance(sam_img_size, int) or sam_img_size < 16 or sam_img_size % 16):
+        raise ValueError(f"sam_img_size must be a multiple of SAM's patch size 16, got {sam_img_size!r}")
     if sam_checkpoint is not None:
-        return dict(sam_checkpoint=sam_checkpoint, model_type=sam_type), f"Meta's checkpoint {sam_checkpoint}", None
+        kw = dict(sam_checkpoint=sam_checkpoint, model_type=sam_type)
+        if sam_img_size is not None:  # Meta's position tables are interpolated to this size
+            kw["img_size"] = sam_img_size
+        at = f" at {sam_img_size} px" if sam_img_size else " at 1024 px"
+        return kw, f"Meta's checkpoint {sam_checkpoint}{at}", None
+    if sam_img_size is not None:
+        raise ValueError("sam_img_size is for Meta's SAM (sam_checkpoint=); a micro-SAM runs at the size it was "
+                         "pretrained at")
     path = micro_sam_path or repo_root() / "results" / profile / "30_micro_sam" / "micro_sam.pt"
     if not os.path.exists(path):
         raise FileNotFoundError(f"no micro-SAM checkpoint at {path}: run chapter 30 first "
