@@ -715,3 +715,9 @@ def test_keyed_split_maps_are_computed_once_and_corrupted_sets_fingerprinted(tmp
     ds = _faces(4)
     fps = {protocol.Corrupted(ds, k, lv, 0).fingerprint for k in ("noise", "blur") for lv in (1, 2)}
     assert len(fps) == 4 and protocol.Corrupted(ds, "noise", 1, 0).fingerprint == protocol.Corrupted(ds, "noise", 1, 0).fingerprint
+
+
+def test_a_size_off_the_patch_grid_is_refused():
+    protocol.check_patch_grid(64, 8)
+    with pytest.raises(ValueError, match="size 72 is not a multiple of patch_size 16: .* last 8 px"):
+        protocol.check_patch_grid(72, 16)

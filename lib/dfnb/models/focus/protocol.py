@@ -53,6 +53,16 @@ def refuse_comparison_on_real(sources, real: bool) -> None:
                          "loaders do not provide; drop them from map_sources / pcl_sources for real FF++")
 
 
+def check_patch_grid(size: int, patch_size: int) -> None:
+    """ValueError when the face side is not a multiple of the ViT's patch: its patch embedding (a
+    stride-``patch_size`` convolution) would silently drop the last ``size % patch_size`` pixels of
+    every row and column."""
+    if patch_size < 1 or size % patch_size:
+        raise ValueError(f"size {size} is not a multiple of patch_size {patch_size}: the ViT would drop the "
+                         f"last {size % patch_size if patch_size > 0 else size} px of every row and column; "
+                         "choose sizes with size % patch_size == 0")
+
+
 def check_ablation_entries(modalities=(), modules=(), cams=()) -> None:
     """ValueError naming every unknown Table V modality, Table VI module or CAM source."""
     bad = ([m for m in modalities if m not in MODALITY_NAMES] + [m for m in modules if m not in MODULES]
