@@ -671,6 +671,18 @@ def train_seeded(name: str, train_set, val_set, *, seed: int, model_kwargs: dict
 
 
 # ----------------------------------------------------------------------------- derived results
+def _result_entry(kind: str, material: dict, cache) -> tuple[dict, Path, str] | None:
+    """``(canonical material, folder, key)`` of a derived result under ``<cache>/_results/<kind>/``,
+    or None when caching is off."""
+    root = _cache_root(cache)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", kind):
+        raise ValueError(f"kind must be a plain name (letters, digits, _ . -), got {kind!r}")
+    if root is None:
+        return None
+    material = json.loads(_canonical({"kind": kind, "material": material}, "the result material"))
+    return material, root / "_results" / kind, _key(material)
+
+
 def cached_result(kind: str, material: dict, compute, *, cache: bool | str | os.PathLike = True):
     """``compute()`` (a JSON-able result: a number, a dict of numbers...) once per ``material``.
 
@@ -680,14 +692,10 @@ def cached_result(kind: str, material: dict, compute, *, cache: bool | str | os.
     SHA-256 of ``kind`` and ``material`` (canonical JSON).  A file whose material differs is a
     :class:`CacheError`; ``cache=False`` computes every time.
     """
-    root = _cache_root(cache)
-    if root is None:
+    where = _result_entry(kind, material, cache)
+    if where is None:
         return compute()
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", kind):
-        raise ValueError(f"kind must be a plain name (letters, digits, _ . -), got {kind!r}")
-    material = json.loads(_canonical({"kind": kind, "material": material}, "the result material"))
-    key = _key(material)
-    folder = root / "_results" / kind
+    material, folder, key = where
     path = folder / f"{key}.json"
     if path.exists():
         stored = _read_json(path)
@@ -715,14 +723,10 @@ def cached_arrays(kind: str, material: dict, compute, *, cache: bool | str | os.
     def as_numpy(d):
         return {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in d.items()}
 
-    root = _cache_root(cache)
-    if root is None:
+    where = _result_entry(kind, material, cache)
+    if where is None:
         return as_numpy(compute())
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", kind):
-        raise ValueError(f"kind must be a plain name (letters, digits, _ . -), got {kind!r}")
-    material = json.loads(_canonical({"kind": kind, "material": material}, "the result material"))
-    key = _key(material)
-    folder = root / "_results" / kind
+    material, folder, key = where
     jpath, npath = folder / f"{key}.json", folder / f"{key}.npz"
     if jpath.exists():
         if _read_json(jpath).get("material") != material:
