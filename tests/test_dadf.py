@@ -932,3 +932,64 @@ def test_sam_img_size_builds_vit_b_at_128_px_without_a_download(tmp_path):
     with torch.no_grad():
         out = m(torch.rand(1, 3, 128, 128))
     assert out["mask_logit"].shape[-2:] == (128, 128) and out["logit"].shape[0] == 1
+
+
+def test_class_weights_balance_real_and_fake_by_hand():
+    from dfnb.models.dadf.dadf import class_weights
+
+    w = class_weights(torch.tensor([0, 1, 1, 1]))
+    assert torch.allclose(w, torch.tensor([2.0, 2 / 3, 2 / 3, 2 / 3]))
+    assert w[:1].sum() == pytest.approx(w[1:].sum())  # each class carries half
+    assert torch.equal(class_weights(torch.tensor([1, 1])), torch.ones(2))  # one class: nothing to balance
+
+
+@pytest.mark.parametrize("balance", [True, False])
+def test_balanced_seg_and_cls_losses_by_hand(balance):
+    m = _dadf("dadf", img_size=64, rga=False, balance=balance)
+    z = torch.tensor([[[[2.0, -1.0]]], [[[-2.0, 1.0]]], [[[0.5, 0.5]]], [[[1.0, -3.0]]]])
+    mask = torch.tensor([[[[0.0, 0.0]]], [[[1.0, 0.0]]], [[[1.0, 1.0]]], [[[0.0, 1.0]]]])
+    logit = torch.tensor([0.3, -1.2, 2.0, 0.1])
+    label = torch.tensor([0, 1, 1, 1])
+    losses = m.losses({"mask_logit": z, "logit": logit}, {"mask": mask, "label": label})
+    bce = lambda z, t: np.log1p(np.exp(-np.abs(z))) + np.maximum(z, 0) - z * t  # noqa: E731
+    w = np.array([2, 2 / 3, 2 / 3, 2 / 3]) if balance else np.ones(4)
+    seg_i = bce(z.numpy(), mask.numpy()).reshape(4, -1).mean(1)
+    assert losses["seg"].item() == pytest.approx(np.mean(w * seg_i), rel=1e-6)
+    assert losses["cls"].item() == pytest.approx(np.mean(w * bce(logit.numpy(), label.numpy())), rel=1e-6)
+
+
+def test_rga_diagnostic_measures_by_hand():
+    from dfnb.models.dadf.rga import attention_entropy, relative_change
+
+    f = torch.tensor([[[[1.0, -2.0]]]])
+    assert relative_change(f, f + torch.tensor([[[[0.3, 0.0]]]])).item() == pytest.approx(0.3 / 3)
+    uniform = torch.full((2, 3, 2, 2), 0.25)
+    assert torch.allclose(attention_entropy(uniform), torch.ones(2))
+    onehot = torch.zeros(1, 1, 2, 2)
+    onehot[0, 0, 1, 0] = 1.0
+    assert attention_entropy(onehot).item() == pytest.approx(0.0, abs=1e-6)
+    half = torch.tensor([[[[0.5, 0.5], [0.0, 0.0]]]])  # two of four positions: log 2 / log 4
+    assert attention_entropy(half).item() == pytest.approx(0.5, rel=1e-6)
+    by_channel = torch.full((1, 4, 1, 1), 0.25)  # softmax over 4 channels at one position
+    assert attention_entropy(by_channel, "channel").item() == pytest.approx(1.0)
+
+
+def test_noise_scale_reaches_the_forward_pass_and_the_diagnostics():
+    from dfnb.models.dadf import study
+
+    x = torch.rand(2, 3, 64, 64)
+    eps = torch.randn((1, 3, 64, 64), generator=torch.Generator().manual_seed(0))
+    ratios = []
+    for std in (1e-3, 5e-2):
+        m = _dadf("dadf", img_size=64, noise_std=std).eval()
+        with torch.no_grad():
+            assert torch.allclose(m(x)["feat_noisy"], m.encode(x + eps * std), atol=1e-5)
+        data = [{"image": img} for img in x]
+        ratios.append(study.rga_diagnostics(m, data)["s_over_f"])
+    assert ratios[1] > 10 * ratios[0]  # |S| grows with the noise
+
+
+def test_noise_on_every_training_face():
+    m = _dadf("dadf", img_size=64, noise_p=1.0).train()
+    out = m(torch.rand(3, 3, 64, 64))
+    assert out["noised"].all() and not torch.equal(out["feat_noisy"], out["feat_clean"])

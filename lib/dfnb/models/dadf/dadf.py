@@ -18,6 +18,13 @@ the real (or fake, or all) ones for ``L_rec`` from ``batch["label"]`` (rga.py ex
 ``seg_loss="bce+dice"`` adds a soft Dice term per image), ``L_cls`` BCE on ``batch["label"]``,
 ``L_rec`` Eq. 7 on the noised samples that ``rec_on`` selects (rga.py).
 
+Class balance (``balance=True``, default; the paper says nothing).  FF++ and ``ffpp-syn`` hold
+four fakes per real face.  Unweighted, a real face's all-zero target mask counts a fifth as
+much as the fakes' region masks: the decoder learns "where a forgery of this face would be"
+and marks it on real faces too, and GAP of that mask cannot separate the classes.
+:func:`class_weights` weighs each face of a batch so that the real and the fake faces carry
+half of ``L_seg`` and of ``L_cls`` each.
+
 Trainable: adapters, task head, RGA enhancer, mask decoder, classification head (Fig. 2).
 Frozen: SAM's image encoder (patch embedding, blocks, neck) and prompt encoder, and the parts
 of the decoder that prompt-free single-mask decoding never uses (IoU head, the hypernetwork
@@ -52,7 +59,7 @@ from dfnb.models.dadf.sam import (OFFICIAL_TYPES, SAM_CONFIGS, build_sam, count_
                                   trainable_parameter_share)
 from dfnb.registry import register_model
 
-__all__ = ["DADF", "dadf", "make_sam", "trainable_parameter_share", "count_parameters"]
+__all__ = ["DADF", "class_weights", "dadf", "make_sam", "trainable_parameter_share", "count_parameters"]
 
 
 class DADF(nn.Module):
@@ -73,6 +80,7 @@ class DADF(nn.Module):
         prompt_tokens: number of learnable sparse prompt tokens fed to the decoder (0 = none).
         seg_loss: ``"bce"`` or ``"bce+dice"``.
         cls_hidden: hidden width of the classification head.
+        balance: weigh real and fake faces equally in ``L_seg`` and ``L_cls`` (:func:`class_weights`).
     """
 
     def __init__(self, sam: nn.Module, adapter: str | None = "multiscale", adapter_dim: int | None = None,
@@ -80,7 +88,7 @@ class DADF(nn.Module):
                  lambda_rec: float = 0.1, lambda_cls: float = 0.1, noise_std: float = NOISE_STD,
                  noise_p: float = 0.5, eval_noise_seed: int = 0, softmax_over: str = "spatial",
                  freeze_encoder: bool = True, prompt_tokens: int = 0, seg_loss: str = "bce",
-                 cls_hidden: int = 16) -> None:
+                 cls_hidden: int = 16, balance: bool = True) -> None:
         super().__init__()
         if rec_on not in REC_ON:
             raise ValueError(f"rec_on must be one of {REC_ON}, got {rec_on!r}")
@@ -99,7 +107,7 @@ class DADF(nn.Module):
         self.rga = ReconstructionGuidedAttention(out, softmax_over) if rga else None
         self.cls_head = MaskClassificationHead(cls_hidden)
         self.prompt = nn.Parameter(torch.randn(1, prompt_tokens, out) * 0.02) if prompt_tokens > 0 else None
-        self.adapter, self.rec_on, self.seg_loss = adapter, rec_on, seg_loss
+        self.adapter, self.rec_on, self.seg_loss, self.balance = adapter, rec_on, seg_loss, bool(balance)
         self.lambda_rec, self.lambda_cls = float(lambda_rec), float(lambda_cls)
         self.noise_std, self.noise_p, self.eval_noise_seed = float(noise_std), float(noise_p), int(eval_noise_seed)
         for p in enc.parameters():
@@ -192,19 +200,34 @@ class DADF(nn.Module):
         mask = batch["mask"].to(logits.device, logits.dtype)
         if mask.shape != logits.shape:
             raise ValueError(f"batch['mask'] is {tuple(mask.shape)} but the predicted mask is {tuple(logits.shape)}")
-        seg = F.binary_cross_entropy_with_logits(logits, mask)
+        label = batch["label"].to(logits.device).view(-1)
+        w = class_weights(label) if self.balance else torch.ones_like(label, dtype=logits.dtype)
+        seg_i = F.binary_cross_entropy_with_logits(logits, mask, reduction="none").flatten(1).mean(1)
         if self.seg_loss == "bce+dice":
             p = logits.sigmoid().flatten(1)
             t = mask.flatten(1)
-            seg = seg + (1 - (2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)).mean()
-        label = batch["label"].to(logits.device).view(-1)
-        cls = F.binary_cross_entropy_with_logits(out["logit"], label.float())
+            seg_i = seg_i + 1 - (2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)
+        seg = (w * seg_i).mean()
+        cls = (w * F.binary_cross_entropy_with_logits(out["logit"], label.float(), reduction="none")).mean()
         if self.rga is not None:
             rec = reconstruction_loss(out["feat_clean"], out["feat_noisy"], label, out["noised"], self.rec_on)
         else:
             rec = logits.new_zeros(())
         loss = seg + self.lambda_rec * rec + self.lambda_cls * cls
         return {"loss": loss, "seg": seg.detach(), "rec": rec.detach(), "cls": cls.detach()}
+
+
+def class_weights(labels: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` weights, mean 1, under which the real (0) and the fake (1) faces of a batch weigh half each.
+
+    A face of a class with ``n_c`` members among ``B`` gets ``B / (2 n_c)``; a batch of one class only
+    gets weight 1 everywhere (nothing to balance).  E.g. labels ``[0, 1, 1, 1]`` -> ``[2, 2/3, 2/3, 2/3]``.
+    """
+    y = labels.view(-1).float()
+    b, n_fake = y.numel(), float(y.sum())
+    if n_fake in (0.0, float(b)):
+        return torch.ones_like(y)
+    return torch.where(y > 0.5, b / (2 * n_fake), b / (2 * (b - n_fake)))
 
 
 # ---------------------------------------------------------------------- factories

@@ -82,6 +82,28 @@ class ReconstructionGuidedAttention(nn.Module):
         return a * self.enhancer(f) + f, a
 
 
+def relative_change(f: torch.Tensor, f_gau: torch.Tensor) -> torch.Tensor:
+    """``(B,)``: ``mean|F_gau - F| / mean|F|`` per sample, how much the noise moves the features (Eq. 5's S
+    relative to F).  Near 0, ``S`` carries no signal beyond numerical noise and RGA cannot act."""
+    return (f_gau - f).abs().flatten(1).mean(1) / f.abs().flatten(1).mean(1).clamp_min(1e-12)
+
+
+def attention_entropy(attn: torch.Tensor, softmax_over: str = "spatial") -> torch.Tensor:
+    """``(B,)``: the attention's entropy relative to the uniform distribution's, averaged over the softmaxes.
+
+    ``attn`` ``(B, C, h, w)`` from :meth:`ReconstructionGuidedAttention.attention` (each softmax over
+    ``h*w`` positions, or over ``C`` channels).  1 = uniform (RGA only rescales ``phi(F)``), lower =
+    concentrated; a one-hot softmax gives 0.
+    """
+    b, c, h, w = attn.shape
+    p = attn.flatten(2) if softmax_over == "spatial" else attn.flatten(2).transpose(1, 2)  # (B, groups, n)
+    n = p.shape[-1]
+    if n < 2:
+        raise ValueError(f"attention over {n} element(s) has no entropy to compare")
+    ent = -(p * p.clamp_min(1e-30).log()).sum(-1)
+    return ent.mean(1) / torch.log(torch.tensor(float(n)))
+
+
 def noise_mask(batch_size: int, p: float, device: torch.device | str = "cpu",
                generator: torch.Generator | None = None) -> torch.Tensor:
     """``(B,)`` bool: which samples get white noise (each with probability ``p``)."""

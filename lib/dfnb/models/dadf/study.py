@@ -43,7 +43,8 @@ __all__ = ["ABLATIONS", "FFPP_FAMILIES", "FMLD_FAMILIES", "LABELS", "ablation_ca
            "adapter_rf_figure", "attention_figure", "attention_pixel_auc", "check_model_names", "cost_table",
            "cross_paragraph", "cross_table", "empty_mask_pbca", "findings", "fmld_paragraph", "headline",
            "leaders", "localization_reading", "localization_table", "mask_area_sentence", "mask_area_table",
-           "masks_figure", "more_findings", "chance_sentence", "plural", "sam_kwargs", "scores", "standing",
+           "masks_figure", "more_findings", "chance_sentence", "plural", "rga_diagnostics", "sam_kwargs", "scores",
+           "standing",
            "table4_paragraph", "table5_paragraph", "table6_paragraph", "true_masks", "versus_sam",
            "viewer_indices"]
 
@@ -529,6 +530,31 @@ def attention_pixel_auc(model, test_set, gt, device: str = "cpu") -> tuple[float
     if not aucs:
         raise ValueError("attention_pixel_auc: no fake test face with a mask that is neither empty nor full")
     return float(np.mean(aucs)), len(aucs)
+
+
+def rga_diagnostics(model, dataset, device: str = "cpu", batch_size: int = 32) -> dict[str, float]:
+    """Whether RGA can act, measured at evaluation (the model's fixed noise image on every face):
+    ``{"s_over_f"}`` mean :func:`~dfnb.models.dadf.rga.relative_change` (|S| / |F|) and ``{"entropy"}``
+    mean :func:`~dfnb.models.dadf.rga.attention_entropy` (1 = uniform attention), over ``dataset``."""
+    import torch
+
+    from dfnb.models.dadf.rga import attention_entropy, relative_change
+
+    if getattr(model, "rga", None) is None:
+        raise ValueError("rga_diagnostics: the model has no RGA")
+    model.eval()
+    ratio, ent = [], []
+    with torch.no_grad():
+        for k in range(0, len(dataset), batch_size):
+            x = torch.stack([dataset[i]["image"] for i in range(k, min(k + batch_size, len(dataset)))]).to(device)
+            s = model.img_size
+            if x.shape[-1] != s:
+                x = torch.nn.functional.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
+            _, noise = model._noise(x)
+            f, f_gau = model.encode(x), model.encode(x + noise)
+            ratio.append(relative_change(f, f_gau))
+            ent.append(attention_entropy(model.rga.attention((f_gau - f).abs()), model.rga.softmax_over))
+    return {"s_over_f": float(torch.cat(ratio).mean()), "entropy": float(torch.cat(ent).mean())}
 
 
 # ----------------------------------------------------------------------------- sentences
