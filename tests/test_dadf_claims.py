@@ -1,0 +1,87 @@
+"""DADF's claims over seeds: per-seed scores, paired claims against the paper, noise choice, deviations."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dfnb.models.dadf import claims as C
+
+
+def _report(probs, labels, masks_pred, masks_true):
+    from dfnb import metrics
+
+    return {"probs": np.asarray(probs), "labels": np.asarray(labels), "n": len(labels),
+            "pred_masks": np.asarray(masks_pred),
+            "detection": metrics.detection_report(np.asarray(labels), np.asarray(probs)),
+            "localization": metrics.localization_report(np.asarray(masks_pred), np.asarray(masks_true),
+                                                        np.asarray(labels))}
+
+
+def test_seed_scores_marked_area_and_iou_by_hand():
+    true = np.zeros((3, 1, 2, 2))
+    true[1:, 0, 0, :] = 1  # fakes: top row forged
+    pred = np.zeros((3, 1, 2, 2))
+    pred[0, 0, 1, 1] = 0.9  # the real face: one pixel of four marked
+    pred[1, 0, 0, :] = 0.8  # exact
+    pred[2, 0, 0, 0] = 0.7  # half of the region
+    r = _report([0.2, 0.9, 0.6], [0, 1, 1], pred, true)
+    df = C.seed_scores({("dadf", 0): r}, ["real", "deepfakes", "deepfakes"], {"deepfakes": "DF"})
+    row = df.iloc[0]
+    assert row["marked real"] == pytest.approx(25.0)
+    assert row["marked fake"] == pytest.approx(100 * (2 / 4 + 1 / 4) / 2)
+    assert row["IoU"] == pytest.approx(100 * (1.0 + 0.5) / 2)
+    assert row["AUC"] == pytest.approx(100.0) and row["ACC"] == pytest.approx(100.0)
+    assert list(df.columns[:2]) == ["model", "seed"]
+
+
+def _frame(values):
+    return pd.DataFrame([{"model": m, "seed": s, "PBCA": v, "IINC": 10 - v / 10, "ACC": v, "AUC": v}
+                         for m, vs in values.items() for s, v in enumerate(vs)])
+
+
+def test_claims_pair_seeds_and_compare_with_the_paper():
+    main = _frame({"dadf": [90.0, 91.0, 92.0], "sam_full_ft": [85.0, 85.5, 86.0]})
+    rows = C.claims({"main": main}, {"main": "ffpp-syn HQ test"})
+    pbca = next(r for r in rows if r["claim"] == "DADF localizes better than SAM (PBCA)")
+    assert pbca["our_effect"] == pytest.approx(np.mean([5.0, 5.5, 6.0]))
+    assert pbca["paper_effect"] == pytest.approx(96.64 - 92.97)  # Table 1, FF++ (HQ)
+    assert pbca["verdict"] == "reproduced" and pbca["n_seeds"] == 3
+    iinc = next(r for r in rows if "IINC" in r["claim"])
+    assert iinc["our_effect"] == pytest.approx(0.55)  # lower IINC is the improvement
+    assert iinc["paper_effect"] == pytest.approx(4.25 - 3.21)
+    assert not any(r["claim"].startswith("DADF localizes better than SAM+LoRA") for r in rows)  # no sam_lora
+
+
+def test_claims_not_reproduced_inconclusive_and_table6_sign_only():
+    abl = _frame({"dadf": [80.0, 81.0, 82.0], "adapter_only": [85.0, 86.0, 87.5],
+                  "rec_fake": [80.5, 80.0, 82.5], "sam": [70.0, 71.0]})
+    rows = {r["claim"]: r for r in C.claims({"ablation": abl}, {})}
+    assert rows["RGA improves SAM + Multiscale Adapter (PBCA)"]["verdict"] == "not reproduced"
+    t6 = rows["L_rec on real faces beats L_rec on fake faces (PBCA)"]
+    assert math.isnan(t6["paper_effect"]) and t6["verdict"] == "inconclusive"
+    adapter = rows["the Multiscale Adapter improves SAM (PBCA)"]
+    assert adapter["n_seeds"] == 2 and adapter["verdict"] == "inconclusive"  # only seeds 0, 1 are paired
+
+
+def test_noise_sweep_table_and_choice():
+    res = {0.03: dict(s_over_f=0.1, entropy=0.9, PBCA=90.0, IINC=5.0, AUC=95.0),
+           0.001: dict(s_over_f=0.003, entropy=0.999, PBCA=88.0, IINC=6.0, AUC=93.0),
+           0.1: dict(s_over_f=0.3, entropy=0.8, PBCA=90.0, IINC=4.0, AUC=94.0)}
+    t = C.noise_sweep_table(res)
+    assert list(t.index) == [0.001, 0.03, 0.1]
+    assert C.choose_noise(t) == 0.03  # tie at PBCA 90: the smaller noise
+    assert C.choose_noise(t, "IINC") == 0.1
+    with pytest.raises(ValueError, match="lack"):
+        C.noise_sweep_table({0.01: {"PBCA": 1.0}})
+
+
+def test_deviations_state_this_runs_settings():
+    d = C.deviations(lr=5e-4, batch_size=16, epochs=6, noise_std=0.03, noise_p=1.0, n_train=2000,
+                     sam="micro-SAM")
+    assert d.loc["optimiser, learning rate", "this run"] == "AdamW, 0.0005"
+    assert "std 0.03 on every" in d.loc["RGA noise", "this run"]
+    assert "1e-06" in d.loc["RGA noise", "paper"] or "1e-6" in d.loc["RGA noise", "paper"]
+    assert d["reason"].str.len().min() > 10
