@@ -85,3 +85,35 @@ def test_deviations_state_this_runs_settings():
     assert "std 0.03 on every" in d.loc["RGA noise", "this run"]
     assert "1e-06" in d.loc["RGA noise", "paper"] or "1e-6" in d.loc["RGA noise", "paper"]
     assert d["reason"].str.len().min() > 10
+
+
+def test_summary_table_means_and_intervals():
+    per = pd.DataFrame({"model": ["a"] * 3 + ["b"], "seed": [0, 1, 2, 0], "PBCA": [1.0, 2.0, 3.0, 5.0]})
+    t = C.summary_table(per, ["PBCA"], labels={"a": "A"})
+    from scipy import stats as st
+
+    half = st.t.ppf(0.975, 2) * 1.0 / np.sqrt(3)
+    assert t.loc["A", "PBCA"] == f"2.00 [{2 - half:.2f}, {2 + half:.2f}]"
+    assert t.loc["b", "PBCA"] == "5.00" and list(t["seeds"]) == [3, 1]
+
+
+def test_ablation_per_seed_and_noise_sweep_train_through_the_cache(tmp_path):
+    from _ddp_worker import ToyFaces
+
+    class Faces(ToyFaces):
+        @property
+        def methods(self):
+            return ["square" if int(v) else "real" for v in self.labels]
+
+    train, val, test = Faces(8, size=64, seed=0), Faces(4, size=64, seed=1), Faces(4, size=64, seed=2)
+    for i, d in enumerate((train, val, test)):
+        d.fingerprint = f"toy-{i}"
+    kw = dict(model_kwargs={"img_size": 32, "noise_std": 1e-3}, families={"square": "SQ"}, cache=tmp_path,
+              epochs=1, batch_size=4, lr=1e-3)
+    per = C.ablation_per_seed({"6": ["dadf"]}, train, val, test, seeds=[0, 1], **kw)
+    assert list(zip(per.model, per.seed)) == [("dadf", 0), ("dadf", 1)]
+    assert len(list((tmp_path / "dadf").iterdir())) == 2
+    sweep = C.noise_sweep([1e-3, 1e-1], train, val, seed=0, **kw)
+    assert len(list((tmp_path / "dadf").iterdir())) == 3  # noise 1e-3: the seed-0 model above, reused
+    assert sweep[0.1]["s_over_f"] > sweep[0.001]["s_over_f"]
+    assert 0 < sweep[0.001]["entropy"] <= 1 + 1e-6

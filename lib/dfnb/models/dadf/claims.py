@@ -19,7 +19,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["CLAIMS", "choose_noise", "claims", "deviations", "noise_sweep_table", "seed_scores"]
+__all__ = ["CLAIMS", "ablation_per_seed", "choose_noise", "claims", "cross_per_seed", "deviations", "noise_sweep", "noise_sweep_table",
+           "seed_scores", "summary_table"]
 
 SCORE_COLUMNS = ("PBCA", "IINC", "ACC", "AUC", "EER", "IoU", "marked real", "marked fake")
 
@@ -50,6 +51,74 @@ def seed_scores(reports: Mapping[tuple[str, int], Mapping[str, Any]], methods: S
     if not rows:
         raise ValueError("seed_scores: no reports")
     return pd.DataFrame(rows, columns=["model", "seed", *SCORE_COLUMNS])
+
+
+def summary_table(per_seed, metrics: Sequence[str] = ("PBCA", "IINC", "ACC", "AUC", "IoU", "marked real",
+                                                       "marked fake"), labels: Mapping[str, str] | None = None):
+    """``mean [low, high]`` (95 % t-interval over seeds, :func:`dfnb.report.seed_summary`) of each metric per
+    model of a :func:`seed_scores` table, and the number of seeds; rows in the table's order, named by
+    ``labels`` (default: the model keys)."""
+    import pandas as pd
+
+    from dfnb.report import seed_summary
+
+    cols, n = {}, None
+    for m in metrics:
+        s = seed_summary(per_seed, "model", m)
+        cols[m] = [f"{r['mean']:.2f}" if not np.isfinite(r["low"]) else f"{r['mean']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
+                   for _, r in s.iterrows()]
+        n = s["n_seeds"].astype(int).to_numpy()
+        index = [(labels or {}).get(k, k) for k in s.index]
+    out = pd.DataFrame(cols, index=pd.Index(index, name="model"))
+    out["seeds"] = n
+    return out
+
+
+def cross_per_seed(exps: Mapping[tuple[str, int], Any], test_sets: Mapping[str, Any], device: str = "cpu"):
+    """``model, seed, AUC, EER`` (%): frame AUC and EER averaged over the cross-dataset ``test_sets``
+    (Table 3's "Average" column), per ``(name, seed)`` experiment."""
+    import pandas as pd
+
+    rows = []
+    for (name, seed), e in exps.items():
+        dets = [e.evaluate(d, batch_size=32, device=device)["detection"] for d in test_sets.values()]
+        rows.append({"model": name, "seed": int(seed), "AUC": 100 * float(np.mean([d["frame_auc"] for d in dets])),
+                     "EER": 100 * float(np.mean([d["frame_eer"] for d in dets]))})
+    return pd.DataFrame(rows)
+
+
+def ablation_per_seed(plan: Mapping[str, Sequence[str]], train_set, val_set, test_set, *, seeds: Sequence[int],
+                      model_kwargs: Mapping[str, Any], families: Mapping[str, str], **fit_kw: Any):
+    """:func:`seed_scores` of every model of ``plan`` (:func:`dfnb.models.dadf.study.ablation_plan`) at every
+    seed, trained through the experiment cache as :func:`~dfnb.models.dadf.study.ablation_scores` does;
+    ``model`` holds the ablation key."""
+    from dfnb.experiments import train_seeded
+    from dfnb.models.dadf.study import ABLATIONS
+
+    reports = {}
+    for key in dict.fromkeys(k for rows in plan.values() for k in rows):
+        _, name, kw = next(ABLATIONS[t][key] for t in plan if key in plan[t])
+        for s in seeds:
+            e = train_seeded(name, train_set, val_set, seed=s, model_kwargs={**model_kwargs, **kw}, **fit_kw)
+            reports[key, s] = e.evaluate(test_set, batch_size=32, device=fit_kw.get("device", "cpu"))
+    return seed_scores(reports, test_set.methods, families)
+
+
+def noise_sweep(stds: Sequence[float], train_set, val_set, *, seed: int, model_kwargs: Mapping[str, Any],
+                families: Mapping[str, str], **fit_kw: Any) -> dict[float, dict[str, float]]:
+    """DADF trained (through the experiment cache) at each RGA noise std, scored on the **validation**
+    split: ``{std: {"s_over_f", "entropy", "PBCA", "IINC", "AUC", ...}}`` for :func:`noise_sweep_table`."""
+    from dfnb.experiments import train_seeded
+    from dfnb.models.dadf.study import rga_diagnostics, scores
+
+    out = {}
+    for std in stds:
+        e = train_seeded("dadf", train_set, val_set, seed=seed, model_kwargs={**model_kwargs, "noise_std": float(std)},
+                         **fit_kw)
+        rep = e.evaluate(val_set, batch_size=32, device=fit_kw.get("device", "cpu"))
+        out[float(std)] = {**scores(rep, val_set.methods, families),
+                           **rga_diagnostics(e.model, val_set, fit_kw.get("device", "cpu"))}
+    return out
 
 
 #: ``(claim, paper table, reference, variant, metric, frame)``: the claim holds when ``variant - reference``
