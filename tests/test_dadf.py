@@ -993,3 +993,30 @@ def test_noise_on_every_training_face():
     m = _dadf("dadf", img_size=64, noise_p=1.0).train()
     out = m(torch.rand(3, 3, 64, 64))
     assert out["noised"].all() and not torch.equal(out["feat_noisy"], out["feat_clean"])
+
+
+def test_training_memory_counts_saved_activations_by_hand():
+    from dfnb.models.dadf import study
+
+    class Toy(nn.Module):
+        img_size = 2
+
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(12, 5)
+            self.frozen = nn.Parameter(torch.ones(1), requires_grad=False)
+
+        def forward(self, x):
+            return {"logit": torch.relu(self.lin(x.flatten(1))).sum(1)}
+
+        def losses(self, out, batch):
+            return {"loss": out["logit"].sum()}
+
+    m = Toy()
+    mem = study.training_memory(m, batch_size=4)
+    mib = 2.0 ** 20
+    assert mem["weights"] == pytest.approx((12 * 5 + 5 + 1) * 4 / mib)
+    assert mem["gradients_and_optimizer"] == pytest.approx(3 * (12 * 5 + 5) * 4 / mib)
+    # per face, autograd keeps the linear layer's input (12 floats) and the ReLU's output (5 floats)
+    assert mem["activations"] == pytest.approx(4 * (12 + 5) * 4 / mib)
+    assert mem["total"] == pytest.approx(mem["weights"] + mem["gradients_and_optimizer"] + mem["activations"])

@@ -43,7 +43,7 @@ __all__ = ["ABLATIONS", "FFPP_FAMILIES", "FMLD_FAMILIES", "LABELS", "ablation_ca
            "adapter_rf_figure", "attention_figure", "attention_pixel_auc", "check_model_names", "cost_table",
            "cross_paragraph", "cross_table", "empty_mask_pbca", "findings", "fmld_paragraph", "headline",
            "leaders", "localization_reading", "localization_table", "mask_area_sentence", "mask_area_table",
-           "masks_figure", "more_findings", "chance_sentence", "plural", "rga_diagnostics", "sam_kwargs", "scores",
+           "masks_figure", "more_findings", "chance_sentence", "plural", "rga_diagnostics", "sam_kwargs", "scores", "training_memory",
            "standing",
            "table4_paragraph", "table5_paragraph", "table6_paragraph", "true_masks", "versus_sam",
            "viewer_indices"]
@@ -187,6 +187,44 @@ def sam_kwargs(*, sam_checkpoint: str | None, sam_type: str | None, micro_sam_pa
                                 "sam_checkpoint=")
     steps = torch.load(path, weights_only=True)["meta"].get("steps")
     return dict(micro_sam_path=str(path)), f"micro-SAM from {rel_path(path)} ({steps} pretraining steps)", steps
+
+
+def training_memory(model, batch_size: int, size: int | None = None, device: str = "cpu") -> dict[str, float]:
+    """Expected memory (MiB) of one training step at ``batch_size``, measured on one face: the weights,
+    AdamW's gradient and two moments of the trainable ones, and the activations autograd keeps for the
+    backward pass (every tensor saved by the forward pass and ``model.losses``, parameters excluded),
+    times ``batch_size``.  ``{"weights", "gradients_and_optimizer", "activations", "total"}``.
+
+    ``size``: the input side (default: the model's ``img_size``).  It is an estimate: the allocator's
+    overhead and temporary buffers come on top.
+    """
+    import torch
+
+    size = size or model.img_size
+    params = list(model.parameters())
+    ptrs = {p.data_ptr() for p in params}
+    saved = [0]
+
+    def pack(t):
+        if t.data_ptr() not in ptrs:
+            saved[0] += t.numel() * t.element_size()
+        return t
+
+    was = model.training
+    model.train()
+    x = torch.rand(1, 3, size, size, device=device)
+    batch = {"image": x, "mask": torch.zeros(1, 1, size, size, device=device), "label": torch.zeros(1, dtype=torch.long)}
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model.losses(model(x), batch)["loss"]
+    finally:
+        model.train(was)
+    mib = 2.0 ** 20
+    weights = sum(p.numel() * p.element_size() for p in params) / mib
+    trainable = sum(p.numel() * p.element_size() for p in params if p.requires_grad) / mib
+    act = saved[0] * batch_size / mib
+    return {"weights": weights, "gradients_and_optimizer": 3 * trainable, "activations": act,
+            "total": weights + 3 * trainable + act}
 
 
 def true_masks(dataset):
