@@ -1,25 +1,27 @@
 """Figures and mask viewers.
 
-Two kinds of viewer, one look:
+One call, two kinds of viewer: ``mask_viewer(images, masks, probs=..., live=False|True)``.
 
-* **static** (``live=False``, the default): every frame is rendered to a PNG up
-  front and placed in an ``ipywidgets.Stack``; a slider is ``jslink``-ed to the
-  stack's ``selected_index``.  The link runs in the browser, so the viewer works
-  in the built HTML book with no kernel.
-* **live** (``live=True``): slider, opacity and threshold call back into Python
-  and re-render; for lectures with a running kernel.
+* **static** (``live=False``, the default): :mod:`dfnb.viewer_html` embeds each frame's image,
+  true mask and probability maps once and composites them in the browser (frame, opacity and
+  threshold sliders, live IoU, overlay / side-by-side toggle); works in the built HTML book with
+  no kernel and no widget JavaScript.
+* **live** (``live=True``): ipywidgets sliders call back into Python and re-render; for lectures
+  with a running kernel.
 
-Images may be (N, H, W, 3) or (N, 3, H, W), float in [0, 1] or uint8, NumPy or
-torch; masks and predictions (N, H, W) or (N, 1, H, W) in [0, 1].
+Images may be (N, H, W, 3) or (N, 3, H, W), float in [0, 1] or uint8, NumPy or torch; masks and
+probability maps (N, H, W) or (N, 1, H, W) in [0, 1].  Colours are Okabe-Ito (colour-blind safe):
+true mask blue, prediction orange.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-GT_COLOR = (0, 200, 80)      # ground-truth manipulated region: green
-PRED_COLOR = (230, 40, 40)   # predicted region / map: red
+from dfnb.viewer_html import PRED_COLOR, TRUTH_COLOR  # Okabe-Ito orange, blue
+
+GT_COLOR = TRUTH_COLOR  # older name
 
 
 # ------------------------------------------------------------------ array helpers
@@ -100,108 +102,171 @@ def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 90) -> byte
     return buf.tobytes()
 
 
-def panel(image: np.ndarray, mask: np.ndarray | None, pred: np.ndarray | None, opacity: float = 0.5,
-          threshold: float = 0.5, gap: int = 4) -> np.ndarray:
-    """One frame: image | ground truth overlay | prediction overlay, side by side (uint8 RGB)."""
-    tiles = [image]
-    if mask is not None:
-        tiles.append(overlay(image, mask, GT_COLOR, opacity))
-    if pred is not None:
-        tiles.append(overlay(image, pred, PRED_COLOR, opacity, threshold=threshold))
+def outline(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels of the boolean ``mask`` with a 4-neighbour outside it or on the border."""
+    m = np.asarray(mask, bool)
+    p = np.pad(m, 1, constant_values=False)
+    inner = p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    return m & ~inner
+
+
+def row(tiles: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
+    """(H, W, 3) uint8 tiles side by side with white gaps."""
     h = tiles[0].shape[0]
     sep = np.full((h, gap, 3), 255, np.uint8)
-    row = [tiles[0]]
+    out = [tiles[0]]
     for t in tiles[1:]:
-        row += [sep, t]
-    return np.concatenate(row, axis=1)
+        out += [sep, t]
+    return np.concatenate(out, axis=1)
+
+
+def panel(image: np.ndarray, mask: np.ndarray | None, pred: np.ndarray | None, opacity: float = 0.5,
+          threshold: float = 0.5, gap: int = 4) -> np.ndarray:
+    """One frame: image | true mask overlay | thresholded prediction overlay, side by side (uint8 RGB)."""
+    tiles = [image]
+    if mask is not None:
+        tiles.append(overlay(image, mask, TRUTH_COLOR, opacity))
+    if pred is not None:
+        tiles.append(overlay(image, pred, PRED_COLOR, opacity, threshold=threshold))
+    return row(tiles, gap)
 
 
 # ------------------------------------------------------------------ viewers
 def frame_viewer(frames: Sequence[np.ndarray], captions: Sequence[str] | None = None,
-                 description: str = "frame", start: int = 0, zoom: float = 2.0, fmt: str = "jpeg"):
-    """A slider over pre-rendered frames (H,W,3 uint8), linked in the browser (no kernel needed).
+                 description: str = "frame", start: int = 0, zoom: float = 2.0, fmt: str = "jpeg",
+                 size: int | None = None):
+    """A slider over pre-rendered frames (H,W,3 uint8), with an "i / n" counter and the frame's caption.
 
-    Frames are stored in the notebook as ``fmt`` (JPEG keeps executed notebooks small) and shown
-    ``zoom`` times their pixel size, at most the page width.
-
-    Returns an ``ipywidgets.VBox``: the slider, a caption ``Stack`` and an image ``Stack``,
-    both ``jslink``-ed to the slider.
+    Static HTML (:mod:`dfnb.viewer_html`): works in the built book with no kernel. Frames are stored
+    as ``fmt`` (JPEG keeps executed notebooks small) and shown ``size`` px wide (default ``zoom``
+    times their pixel width), never wider than the page.
     """
-    import ipywidgets as w
+    from dfnb import viewer_html
 
     if len(frames) == 0:
         raise ValueError("frame_viewer needs at least one frame")
     if captions is not None and len(captions) != len(frames):
         raise ValueError(f"{len(captions)} captions for {len(frames)} frames")
-    width = f"{int(frames[0].shape[1] * zoom)}px"
-    images = [w.Image(value=encode_image(f, fmt), format=fmt, layout=w.Layout(width=width, max_width="100%"))
-              for f in frames]
-    stack = w.Stack(images, selected_index=start)
-    slider = w.IntSlider(value=start, min=0, max=len(frames) - 1, description=description,
-                         continuous_update=True, layout=w.Layout(width="420px"))
-    links = [w.jslink((slider, "value"), (stack, "selected_index"))]
-    children = [slider]
-    if captions is not None:
-        cap = w.Stack([w.HTML(f"<code>{c}</code>") for c in captions], selected_index=start)
-        links.append(w.jslink((slider, "value"), (cap, "selected_index")))
-        children.append(cap)
-    children.append(stack)
-    box = w.VBox(children)
-    box.add_class("dfnb-frame-viewer")
-    box.links = links  # the browser-side links, kept for inspection
-    return box
+    if not 0 <= start < len(frames):
+        raise ValueError(f"start={start} is not a frame index (0 .. {len(frames) - 1})")
+    return viewer_html.frame_viewer_html([np.asarray(f, np.uint8) for f in frames], captions,
+                                         description=description, width_px=size, zoom=zoom, fmt=fmt,
+                                         start=start)
 
 
-def mask_viewer(images, masks=None, preds=None, *, captions: Sequence[str] | None = None,
-                live: bool = False, opacity: float = 0.5, threshold: float = 0.5,
-                max_frames: int = 24, zoom: float = 2.0):
-    """Browse images with their true masks (green) and predicted masks or maps (red).
+def _prob_maps(probs, preds, n, hw) -> dict[str, np.ndarray]:
+    """name -> (N, H, W) maps from ``probs`` (array or mapping) or its older alias ``preds``."""
+    if probs is not None and preds is not None:
+        raise ValueError("pass probs= or its older name preds=, not both")
+    probs = preds if probs is None else probs
+    if probs is None:
+        return {}
+    if not isinstance(probs, Mapping):
+        probs = {"prediction": probs}
+    return {str(k): to_masks(v, n, hw, f"probs[{k!r}]") for k, v in probs.items()}
 
-    ``live=False`` pre-renders at most ``max_frames`` frames at the given opacity and
-    threshold (works in the static HTML book); ``live=True`` adds opacity and threshold
-    sliders that re-render through Python callbacks (needs a kernel).
+
+def mask_viewer(images, masks=None, probs=None, *, preds=None, captions: Sequence[str] | None = None,
+                live: bool = False, opacity: float = 0.5, threshold: float = 0.5, mode: str = "side",
+                size: int | None = None, zoom: float = 2.0, max_frames: int = 24):
+    """Browse images with their true masks (blue) and predicted probability maps (orange).
+
+    Args:
+        images: (N, H, W, 3) or (N, 3, H, W), float in [0, 1] or uint8.
+        masks: (N, H, W) or (N, 1, H, W) true masks in [0, 1], or None.
+        probs: predicted probability maps, (N, H, W) or (N, 1, H, W) in [0, 1] (resized to the
+            image), or a mapping ``{model name: maps}`` to compare models frame by frame.
+            ``preds=`` is its older name.
+        captions: one string per frame (data set, family, true label, P(fake)).
+        live: False: static HTML, composited in the browser (works in the book, no kernel);
+            True: ipywidgets whose callbacks re-render in Python (needs a kernel).
+        opacity, threshold: start values of the sliders; the threshold applies to ``probs``.
+        mode: "side" (image | true mask | each prediction) or "overlay" (prediction over the
+            image with the true mask's outline); both modes have a toggle.
+        size: CSS width in px of the row of panels in side-by-side mode (e.g. 1024 for a projector);
+            default: each panel ``zoom`` times the image width.
+        max_frames: a static viewer refuses more frames (each is embedded in the notebook).
+
+    Returns a :class:`dfnb.viewer_html.StaticViewer` (static) or an ``ipywidgets.VBox`` (live).
     """
-    import ipywidgets as w
-
     imgs = to_uint8_images(images)
     n, hw = len(imgs), imgs.shape[1:3]
     gts = None if masks is None else to_masks(masks, n, hw, "masks")
-    prs = None if preds is None else to_masks(preds, n, hw, "preds")
+    prs = _prob_maps(probs, preds, n, hw)
     if captions is not None and len(captions) != n:
         raise ValueError(f"{len(captions)} captions for {n} images")
-    header = w.HTML(
-        "<small>image"
-        + (" | <span style='color:#00c850'>true mask</span>" if gts is not None else "")
-        + (" | <span style='color:#e62828'>prediction</span>" if prs is not None else "")
-        + "</small>"
-    )
-
-    def render(i: int, op: float, th: float) -> np.ndarray:
-        return panel(imgs[i], None if gts is None else gts[i], None if prs is None else prs[i], op, th)
-
+    if mode not in ("side", "overlay"):
+        raise ValueError(f"mode must be 'side' or 'overlay', got {mode!r}")
+    panels = 1 + (gts is not None) + len(prs)
+    panel_px = int(hw[1] * zoom) if size is None else max(16, (int(size) - 8 * (panels - 1)) // panels)
     if not live:
+        from dfnb import viewer_html
+
         if n > max_frames:
             raise ValueError(f"{n} images exceed max_frames={max_frames} for a static viewer; pass fewer or raise max_frames")
-        frames = [render(i, opacity, threshold) for i in range(n)]
-        return w.VBox([header, frame_viewer(frames, captions, description="image", zoom=zoom)])
+        return viewer_html.mask_viewer_html(imgs, gts, prs, captions, opacity=opacity, threshold=threshold,
+                                            mode=mode, panel_px=panel_px)
+    return _live_mask_viewer(imgs, gts, prs, captions, opacity, threshold, mode, panel_px)
 
-    index = w.IntSlider(value=0, min=0, max=n - 1, description="image")
+
+def _live_mask_viewer(imgs, gts, prs, captions, opacity, threshold, mode, panel_px):
+    """ipywidgets viewer re-rendered by Python callbacks (``box.update()`` redraws)."""
+    import html as _html
+
+    import ipywidgets as w
+
+    from dfnb import metrics
+
+    n = len(imgs)
+    index = w.IntSlider(value=0, min=0, max=n - 1, description="frame")
     op = w.FloatSlider(value=opacity, min=0, max=1, step=0.05, description="opacity")
-    th = w.FloatSlider(value=threshold, min=0, max=1, step=0.05, description="threshold")
-    width = w.Layout(width=f"{int(render(0, opacity, threshold).shape[1] * zoom)}px", max_width="100%")
-    img = w.Image(value=encode_image(render(0, opacity, threshold)), format="png", layout=width)
-    cap = w.HTML("" if captions is None else f"<code>{captions[0]}</code>")
+    th = w.FloatSlider(value=threshold, min=0, max=1, step=0.01, description="threshold")
+    view = w.ToggleButtons(options=[("side by side", "side"), ("overlay", "overlay")], value=mode)
+    counter, cap, header, ious = w.HTML(), w.HTML(), w.HTML(), w.HTML()
+    img = w.Image(format="png")
 
     def update(_=None):
-        img.value = encode_image(render(index.value, op.value, th.value))
-        if captions is not None:
-            cap.value = f"<code>{captions[index.value]}</code>"
+        i, t = index.value, th.value
+        tiles, labels = [], []
+        if view.value == "side" or not prs:
+            tiles.append(imgs[i]); labels.append("image")
+            if gts is not None:
+                tiles.append(overlay(imgs[i], gts[i], TRUTH_COLOR, op.value)); labels.append("true mask (blue)")
+        for name, p in prs.items():
+            if view.value == "side":
+                tiles.append(overlay(imgs[i], p[i], PRED_COLOR, op.value, threshold=t))
+                labels.append(f"{name} ≥ {t:.2f} (orange)")
+            else:
+                tile = overlay(imgs[i], p[i], PRED_COLOR, op.value, threshold=t)
+                if gts is not None:
+                    tile[outline(gts[i] >= 0.5)] = TRUTH_COLOR
+                tiles.append(tile)
+                labels.append(f"{name} ≥ {t:.2f} (orange), true mask: blue outline")
+        img.value = encode_image(row(tiles))
+        img.layout = w.Layout(width=f"{len(tiles) * (panel_px + 8) - 8}px", max_width="100%")
+        header.value = "<div style='display:flex;gap:8px;font-size:15px;font-weight:600'>" + "".join(
+            f"<div style='width:{panel_px}px'>{_html.escape(s)}</div>" for s in labels) + "</div>"
+        counter.value = f"<span style='font-size:15px'>{i + 1} / {n}</span>"
+        cap.value = "" if captions is None else f"<div style='font-size:16px'>{_html.escape(str(captions[i]))}</div>"
+        if gts is not None and prs:
+            ious.value = "<div style='font-size:15px'>" + "<br>".join(
+                f"IoU({_html.escape(k)} ≥ {t:.2f}, true mask) = {metrics.iou(p[i:i + 1], gts[i:i + 1], t):.3f}"
+                f" on this frame; mean over the {n} frames {metrics.iou(p, gts, t):.3f}" for k, p in prs.items()) + "</div>"
 
-    for s in (index, op, th):
+    for s in (index, op, th, view):
         s.observe(update, names="value")
-    box = w.VBox([header, w.HBox([index, op, th]), cap, img])
+    update()
+    box = w.VBox([w.HBox([index, counter, op, th, view]), cap, header, img, ious,
+                  w.HTML(f"<div style='font-size:14px'>{viewer_legend(bool(prs))}</div>")])
     box.update = update  # for tests and notebooks that drive it programmatically
     return box
+
+
+def viewer_legend(with_probs: bool = True) -> str:
+    """The colour legend printed under every viewer."""
+    from dfnb import viewer_html
+
+    return viewer_html.LEGEND if with_probs else "true mask: blue (Okabe-Ito)"
 
 
 # ------------------------------------------------------------------ static figures
