@@ -49,6 +49,22 @@ class ToyFaces(Dataset):
                 "video_id": f"v{i // 4}", "method": "square" if lab else "real", "dataset": "toy"}
 
 
+class ToyMethodFaces(ToyFaces):
+    """ToyFaces whose fakes are the manipulation "square" (``methods``, for per-manipulation ACC)."""
+
+    @property
+    def methods(self):
+        return ["square" if int(v) else "real" for v in self.labels]
+
+
+def toy_splits(size: int = 64):
+    """``(train, val, test)`` ToyMethodFaces of 8, 4 and 4 images, fingerprinted ``toy-0/1/2`` for the cache."""
+    sets = tuple(ToyMethodFaces(n, size=size, seed=s) for n, s in ((8, 0), (4, 1), (4, 2)))
+    for i, d in enumerate(sets):
+        d.fingerprint = f"toy-{i}"
+    return sets
+
+
 def train_one_epoch(out_dir=None, progress=False):
     import dfnb
     from dfnb.engine import fit, seed_everything

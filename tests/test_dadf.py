@@ -737,17 +737,10 @@ def test_cross_table_evaluates_each_set_and_averages():
 
 @pytest.mark.filterwarnings("ignore:micro-SAM is randomly initialised")
 def test_ablation_scores_train_through_the_cache_and_tables(tmp_path):
-    from _ddp_worker import ToyFaces
+    from _ddp_worker import toy_splits
     from dfnb.models.dadf import study
 
-    class Faces(ToyFaces):
-        @property
-        def methods(self):
-            return ["square" if int(v) else "real" for v in self.labels]
-
-    train, val, test = Faces(8, size=64, seed=0), Faces(4, size=64, seed=1), Faces(4, size=64, seed=2)
-    for i, d in enumerate((train, val, test)):
-        d.fingerprint = f"toy-{i}"
+    train, val, test = toy_splits()
     plan = {"5": ["C", "dadf"]}
     kw = dict(seed=3, model_kwargs={"img_size": 64}, families={"square": "SQ"}, cache=tmp_path, epochs=1,
               batch_size=4, lr=1e-3)

@@ -98,16 +98,9 @@ def test_summary_table_means_and_intervals():
 
 
 def test_ablation_per_seed_and_noise_sweep_train_through_the_cache(tmp_path):
-    from _ddp_worker import ToyFaces
+    from _ddp_worker import toy_splits
 
-    class Faces(ToyFaces):
-        @property
-        def methods(self):
-            return ["square" if int(v) else "real" for v in self.labels]
-
-    train, val, test = Faces(8, size=64, seed=0), Faces(4, size=64, seed=1), Faces(4, size=64, seed=2)
-    for i, d in enumerate((train, val, test)):
-        d.fingerprint = f"toy-{i}"
+    train, val, test = toy_splits()
     kw = dict(model_kwargs={"img_size": 32, "noise_std": 1e-3}, families={"square": "SQ"}, cache=tmp_path,
               epochs=1, batch_size=4, lr=1e-3)
     per = C.ablation_per_seed({"6": ["dadf"]}, train, val, test, seeds=[0, 1], **kw)
