@@ -92,15 +92,11 @@ def ablation_per_seed(plan: Mapping[str, Sequence[str]], train_set, val_set, tes
     """:func:`seed_scores` of every model of ``plan`` (:func:`dfnb.models.dadf.study.ablation_plan`) at every
     seed, trained through the experiment cache as :func:`~dfnb.models.dadf.study.ablation_scores` does;
     ``model`` holds the ablation key."""
-    from dfnb.experiments import train_seeded
-    from dfnb.models.dadf.study import ABLATIONS
+    from dfnb.models.dadf.study import ablation_experiments
 
-    reports = {}
-    for key in dict.fromkeys(k for rows in plan.values() for k in rows):
-        _, name, kw = next(ABLATIONS[t][key] for t in plan if key in plan[t])
-        for s in seeds:
-            e = train_seeded(name, train_set, val_set, seed=s, model_kwargs={**model_kwargs, **kw}, **fit_kw)
-            reports[key, s] = e.evaluate(test_set, batch_size=32, device=fit_kw.get("device", "cpu"))
+    reports = {(key, s): e.evaluate(test_set, batch_size=32, device=fit_kw.get("device", "cpu"))
+               for key, s, e in ablation_experiments(plan, train_set, val_set, seeds=seeds,
+                                                     model_kwargs=model_kwargs, **fit_kw)}
     return seed_scores(reports, test_set.methods, families)
 
 

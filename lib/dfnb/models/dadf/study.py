@@ -38,7 +38,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["ABLATIONS", "FFPP_FAMILIES", "FMLD_FAMILIES", "LABELS", "ablation_caveat", "ablation_figure",
+__all__ = ["ABLATIONS", "FFPP_FAMILIES", "FMLD_FAMILIES", "LABELS",
+           "ablation_caveat", "ablation_experiments", "ablation_figure",
            "ablation_plan", "ablation_records", "ablation_scores", "ablation_table", "acc_by_method", "acc_table",
            "adapter_rf_figure", "attention_figure", "attention_pixel_auc", "check_model_names", "cost_table",
            "cross_paragraph", "cross_table", "empty_mask_pbca", "findings", "fmld_paragraph", "headline",
@@ -415,16 +416,24 @@ def ablation_scores(plan: Mapping[str, Sequence[str]], train_set, val_set, test_
     and SAM of the main tables, at the same epochs) is loaded, not retrained.  Returns ``(scores,
     seconds)``: ``{key: scores(...)}`` and ``{key: train seconds (as recorded when it trained)}``.
     """
-    from dfnb.experiments import train_seeded
-
     out, seconds = {}, {}
-    for key in dict.fromkeys(k for rows in plan.values() for k in rows):
-        _, name, kw = next(ABLATIONS[t][key] for t in plan if key in plan[t])
-        exp = train_seeded(name, train_set, val_set, seed=seed, model_kwargs={**model_kwargs, **kw}, cache=cache,
-                           **fit_kw)
+    for key, _, exp in ablation_experiments(plan, train_set, val_set, seeds=[seed], model_kwargs=model_kwargs,
+                                            cache=cache, **fit_kw):
         rep = exp.evaluate(test_set, batch_size=32, device=fit_kw.get("device", "cpu"))
         out[key], seconds[key] = scores(rep, test_set.methods, families), exp.train_seconds
     return out, seconds
+
+
+def ablation_experiments(plan: Mapping[str, Sequence[str]], train_set, val_set, *, seeds: Sequence[int],
+                         model_kwargs: Mapping[str, Any], **fit_kw: Any):
+    """Yield ``(key, seed, Experiment)`` for every key of ``plan`` (once, in order) and seed:
+    :func:`dfnb.experiments.train_seeded` of the key's registry name with ``model_kwargs`` plus its switches."""
+    from dfnb.experiments import train_seeded
+
+    for key in dict.fromkeys(k for rows in plan.values() for k in rows):
+        _, name, kw = next(ABLATIONS[t][key] for t in plan if key in plan[t])
+        for s in seeds:
+            yield key, s, train_seeded(name, train_set, val_set, seed=s, model_kwargs={**model_kwargs, **kw}, **fit_kw)
 
 
 def ablation_records(abl_scores: Mapping[str, Mapping[str, float]], seconds: Mapping[str, float], epochs: int,
