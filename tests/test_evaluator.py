@@ -60,10 +60,10 @@ def test_effnet_b4_is_the_default():
 
 def test_lite0_real_weights_when_helper_exists():
     backbones = pytest.importorskip("dfnb.models.backbones")
-    if not hasattr(backbones, "efficientnet_lite0_imagenet") or not backbones.lite0_weights_available():
+    if not backbones.lite_weights_available(0):
         pytest.skip("no offline efficientnet_lite0 weights")
     a = EffNetFPNEvaluator(backbone="efficientnet_lite0", pretrained=True)
-    ref = backbones.efficientnet_lite0_imagenet(num_classes=0)
+    ref = backbones.efficientnet_lite_imagenet(0, num_classes=0)
     assert torch.equal(a.net.conv_stem.weight, ref.conv_stem.weight)
     assert torch.equal(a.mean.flatten(), torch.full((3,), 0.5)) and torch.equal(a.std.flatten(), torch.full((3,), 0.5))
     out = a(torch.rand(2, 3, 64, 64))

@@ -116,6 +116,8 @@ def test_video_level_errors():
         M.video_level([0, 1], [0.1, 0.9], ["000", "000"])
     with pytest.raises(ValueError, match="entries"):
         M.video_level([0, 1], [0.1, 0.9], ["000"])
+    with pytest.raises(ValueError, match="single string"):
+        M.video_level([0, 1], [0.1, 0.9], "ab")  # would be two videos 'a' and 'b'
 
 
 # ----------------------------------------------------------------------------- localization

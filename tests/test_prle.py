@@ -502,7 +502,8 @@ def test_cam_layer_zoo_order_variants_and_seeds():
     assert len(v) == 6 and v["+ PRLE, alpha = 1 (no exploitation)"].alpha == 1.0
     assert all(t.p == 0.3 for t in list(v.values())[1:])
     assert isinstance(v["+ random rectangles (Table IV)"].maps, RandomRectangles)
-    assert study.variant_seeds("+ PRLE", 5, 3) == [5, 6, 7] and study.variant_seeds("+ PRLE, average fusion", 5, 3) == [5]
+    assert study.variant_seeds("+ PRLE", 5, 3) == [5, 6, 7] and study.variant_seeds("+ PRLE, average fusion", 5, 3) == [5, 6, 7]
+    assert study.variant_seeds("+ random rectangles (Table IV)", 5, 3) == [5]
     with pytest.raises(ValueError):
         study.variant_seeds("baseline", 0, 0)
 
@@ -537,12 +538,14 @@ def test_zoo_table_rows():
 
     from dfnb.models.prle.study import zoo_table
 
-    exps = {"a": SimpleNamespace(train_seconds=2), "x": SimpleNamespace(train_seconds=3.5)}
+    arch = lambda pre: SimpleNamespace(dfnb_arch={"name": "m", "kwargs": {"pretrained": pre}})  # noqa: E731
+    exps = {"a": SimpleNamespace(train_seconds=2, model=arch(True)),
+            "x": SimpleNamespace(train_seconds=3.5, model=arch(False))}
     val = {"a": {"frame_auc": 0.9, "frame_acc": 0.8}, "x": {"frame_auc": 0.6, "frame_acc": 0.5}}
     t = zoo_table(exps, val, {"a": "l1", "x": "l2"}, ["a"])
     assert list(t.index) == ["a", "x"] and list(t["used for"]) == ["zoo", "Fig. 6 only"]
     assert t.loc["x", "val AUC"] == 0.6 and t.loc["x", "train s (when trained)"] == 3.5 and t.loc["a", "Grad-CAM layer"] == "l1"
-    assert not t["ImageNet init"].any()
+    assert list(t["ImageNet init"]) == [True, False]
 
 
 def _reports(values):

