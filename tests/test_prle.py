@@ -465,6 +465,99 @@ def test_table2_claims_pair_seeds_and_use_the_papers_gain():
     assert all(r["verdict"] == "inconclusive" and r["n_seeds"] == 1 for r in one)
 
 
+def test_ablation_claims_pair_prle_with_each_ablation_over_seeds():
+    import pandas as pd
+
+    from dfnb.models.prle.study import ablation_claims
+
+    # per seed: baseline 60, + PRLE 64; alpha = 1 at 62 (PRLE +2), average fusion at 65 (PRLE -1),
+    # random rectangles only on seed 0 (one seed: inconclusive)
+    rows = []
+    for s in range(3):
+        for v, auc in [("baseline", 60.0), ("+ PRLE", 64.0 + s), ("+ PRLE, alpha = 1 (no exploitation)", 62.0 + s),
+                       ("+ PRLE, average fusion", 65.0 + s), ("+ random rectangles (Table IV)", 50.0)][: 5 if s == 0 else 4]:
+            for t, shift in (("ffpp-syn", 30.0), ("dfdc-syn", 0.0), ("celebdf-syn", 2.0)):
+                rows.append({"variant": v, "train seed": s, "test set": t, "AUC": auc + shift})
+    claims = {r["paper_table"] + " " + r["claim"].split(" (paper:")[0]: r for r in ablation_claims(pd.DataFrame(rows),
+                                                                                          "efficientnet_lite0", "ffpp-syn")}
+    vii = claims["VII dynamic exploitation (alpha ~ U(0, 1]) beats removing the whole primary region (alpha = 1)"]
+    # the paper (EfficientNet, Table VII): mean of (69.64, 74.72, 70.67) - mean of (68.86, 70.42, 65.45) = 3.4333
+    assert vii["our_effect"] == pytest.approx(2.0) and vii["verdict"] == "reproduced" and vii["n_seeds"] == 3
+    assert vii["paper_effect"] == pytest.approx((69.64 + 74.72 + 70.67 - 68.86 - 70.42 - 65.45) / 3)
+    v = claims["V neighbouring fusion beats average fusion"]
+    assert v["our_effect"] == pytest.approx(-1.0) and v["verdict"] == "not reproduced" and v["paper_effect"] > 0
+    iv = claims["IV primary-region masks beat random rectangles"]
+    assert iv["n_seeds"] == 1 and iv["verdict"] == "inconclusive" and iv["our_effect"] == pytest.approx(14.0)
+    assert [r["claim"] for r in claims.values() if r is iv][0].endswith("(paper: EfficientNet; here efficientnet_lite0)")
+    assert iv["paper_effect"] == pytest.approx((69.64 + 74.72 + 70.67 - 67.85 - 59.08 - 65.98) / 3)
+    # a detector without a Table IV architecture is judged beside the first one the table has
+    vgg = {r["paper_table"]: r for r in ablation_claims(pd.DataFrame(rows), "vgg16", "ffpp-syn")}
+    assert vgg["IV"]["claim"].endswith("(paper: VGG; here vgg16)") and vgg["VII"]["claim"].endswith(
+        "(paper: EfficientNet; here vgg16)")
+    assert "IV primary-region masks beat landmark-part masks" not in claims  # that variant was not trained
+
+
+def test_fig8_claim_judges_the_direction_over_seeds():
+    import pandas as pd
+
+    from dfnb.models.prle.study import fig8_claim
+
+    sweep = pd.DataFrame([{"variant": "baseline", "train seed": s, "alpha": a, "AUC": 90.0 - (10 + s) * a}
+                          for s in range(3) for a in (0.0, 0.5, 1.0)])
+    row = fig8_claim(sweep, "ffpp-syn")
+    assert row["our_effect"] == pytest.approx(-11.0) and row["verdict"] == "reproduced" and math.isnan(row["paper_effect"])
+    up = fig8_claim(sweep.assign(AUC=lambda d: 200 - d["AUC"]), "ffpp-syn")
+    assert up["verdict"] == "not reproduced"
+
+
+def test_single_seed_claims_are_inconclusive_beside_the_papers_effect():
+    import pandas as pd
+
+    from dfnb.models.prle.study import single_seed_claims
+
+    g3 = pd.DataFrame({"gain, this run": [2.0, -1.0], "paper's train subset": ["DF", "—"],
+                       "gain, paper (EfficientNet)": [1.5, float("nan")]}, index=["deepfakes", "other"])
+    t6 = pd.DataFrame({"cross-domain mean": [60.0, 61.0, 63.0, 64.0]},
+                      index=["none (baseline)", "a only", "b only", "all 2 fused (a+b: PRLE)"])
+    f6 = pd.DataFrame({"cross-domain mean AUC, this run": [61.0, 64.0, float("nan")],
+                       "average AUC, paper (EfficientNet)": [70.0, 71.0, 72.5]}, index=[1, 2, 3])
+    rows = single_seed_claims(g3, t6, f6, ["a", "b"])
+    assert [r["paper_table"] for r in rows] == ["III", "VI", "Fig6"]  # the family without an analogue: no row
+    assert [r["our_effect"] for r in rows] == pytest.approx([2.0, 1.0, 3.0])
+    assert rows[2]["paper_effect"] == pytest.approx(2.5) and all(r["verdict"] == "inconclusive" for r in rows)
+    assert rows[1]["paper_effect"] == pytest.approx((69.64 + 74.72 + 70.67) / 3 - (68.22 + 70.83 + 67.07) / 3)
+
+
+def test_table5_reports_each_fusions_area_beside_its_auc():
+    import pandas as pd
+
+    from dfnb.models.prle.study import table5_table
+
+    keys = [f"synth|blend|v{i}|0" for i in range(2)]
+    big = np.zeros((2, 4, 4), np.float16)
+    big[:, :2] = 0.5  # half of every image
+    small = np.zeros((2, 4, 4), np.float16)
+    small[0, 0, 0] = 1.0  # 1 pixel of 32
+    ci = pd.DataFrame({"mean": [70.0, 68.0], "low": [69.0, 66.0], "high": [71.0, 70.0]},
+                      index=["+ PRLE", "+ PRLE, average fusion"])
+    t = table5_table({"neighbouring (paper)": FusedMaps(big, keys), "average": FusedMaps(small, keys)}, ci)
+    assert t["fused area % (training images)"].tolist() == pytest.approx([50.0, 100 / 32])
+    assert t.loc["average", "cross-domain mean AUC"] == 68.0 and t.loc["average", "low"] == 66.0
+    only = table5_table({"average": FusedMaps(small, keys)}, ci.iloc[:1])
+    assert math.isnan(only.loc["average", "cross-domain mean AUC"])
+
+
+def test_deviations_state_this_runs_settings():
+    from dfnb.models.prle.study import deviations
+
+    d = deviations(size=96, n_train=2000, zoo=["a", "b"], detector="a", epochs=6, n_seeds=3, cam_stride=16,
+                   table2_detectors=["a", "c"], n_test=1000)
+    assert list(d.columns) == ["paper", "this run", "reason"] and d["reason"].str.len().min() > 20
+    assert d.loc["training data", "this run"] == "2000 ffpp-syn HQ faces at 96 px"
+    assert "6x6" in d.loc["neighbouring fusion (Eq. 7-8)", "this run"] and d.loc["zoo", "this run"] == "a, b"
+    assert d.loc["detector", "this run"].startswith("a; c for")
+
+
 # ----------------------------------------------------------------------------- the chapter's tables and sentences
 def _run_recorder():
     calls = []
@@ -790,6 +883,9 @@ def test_masked_sweep_sweep_figure_and_step_cost(tmp_path, monkeypatch):
     assert sweep["alpha"].tolist() == [0.0, 1.0] and sweep.loc[0, "frame_auc"] == plain["frame_auc"]
     assert sweep.loc[0, "AUC"] == pytest.approx(100 * plain["frame_auc"])
     plt.close(study.sweep_figure(sweep.assign(variant="m"), "synth"))
+    seeded = study.masked_sweep({("m", 0): model, ("m", 1): model}, data, fmaps, [0.0, 1.0])
+    assert seeded["train seed"].tolist() == [0, 0, 1, 1] and seeded["variant"].eq("m").all()
+    plt.close(study.sweep_figure(seeded, "synth"))
     kw = dict(n_steps=2, seed=0, lr=1e-3, batch_size=2, size=8)
     assert study.step_cost("toy_cnn", data, None, **kw) > 0
     data.fingerprint = "six-tiny-faces"

@@ -41,7 +41,8 @@ __all__ = [
     "table2_wide", "cross_domain_per_seed", "roc_curves", "training_masks", "map_arrays", "share_by_family",
     "share_by_threshold", "overlap_table", "table1_beside_paper", "paper_gain", "ablation_paper", "gain_table",
     "backbone_rows", "backbones_wide", "backbones_vs_paper", "table2_claims", "table3_long", "table3_wide",
-    "table3_gains", "table6_table", "fig6_table", "cost_table", "maps_figure", "jpeg", "exploit_frames",
+    "table3_gains", "table6_table", "fig6_table", "cost_table", "ablation_claims", "fig8_claim",
+    "single_seed_claims", "table5_table", "deviations", "FUSION_VARIANT", "maps_figure", "jpeg", "exploit_frames",
     "fig6_figure", "sweep_figure", "Masked", "masked_sweep", "step_cost", "training_overhead",
     "table2_sentence", "backbones_sentence", "table3_sentence", "table6_sentence", "diagnostics_markdown",
     "PAPER_TEST_SET", "PAPER_ARCH", "FAMILY_PAPER", "STRIDE16", "MAIN", "SEEDED",
@@ -512,6 +513,103 @@ def table2_claims(per_seed, detector: str, in_domain: str, variant: str = "+ PRL
     return rows
 
 
+def _paper_mean(arch: str, table: str, setting: str | None, suffix: str = " + PRLE") -> float:
+    """The paper's mean AUC (points) over DFDC, DF-1.0 and Celeb-DF of one row of ``table``; NaN if absent."""
+    from dfnb import papers
+
+    try:
+        return float(np.mean([papers.paper_value("prle", table, method=arch + suffix, metric="AUC", test_set=t,
+                                                 setting=setting) for t in _PAPER_SETS]))
+    except KeyError:
+        return float("nan")
+
+
+# Tables VII, V and IV: (claim, paper table, the variant PRLE is compared with, the paper's settings of the
+# PRLE row and of the compared row(s), whose effects are averaged: Table V has two average fusions)
+_ABLATION_CLAIMS = (
+    ("dynamic exploitation (alpha ~ U(0, 1]) beats removing the whole primary region (alpha = 1)", "VII",
+     "+ PRLE, alpha = 1 (no exploitation)", "with dynamic exploitation (PRLE)",
+     ("without dynamic exploitation",)),
+    ("neighbouring fusion beats average fusion", "V", "+ PRLE, average fusion", "neighboring fusion (PRLE)",
+     ("average fusion, low tau1", "average fusion, high tau1")),
+    ("primary-region masks beat random rectangles", "IV", "+ random rectangles (Table IV)",
+     "primary-region masks (PRLE)", ("random rectangular masks",)),
+    ("primary-region masks beat landmark-part masks", "IV", "+ landmark parts (Table IV)",
+     "primary-region masks (PRLE)", ("landmark-based masks",)),
+)
+
+
+def ablation_claims(per_seed, detector: str, in_domain: str) -> list[dict]:
+    """Claims rows of Tables VII, V and IV: + PRLE against each ablation variant present in ``per_seed``
+    (rows per (variant, "train seed", "test set") with "AUC" in points), on the cross-domain mean AUC,
+    paired by training seed.  The paper's effect is for the same architecture (:data:`PAPER_ARCH`) where the
+    table has it, else for the first architecture it has (named in the claim); for Table V the mean of
+    its two average fusions (it does not print their tau1)."""
+    from dfnb import stats
+
+    arch = PAPER_ARCH.get(detector)
+    cd = cross_domain_per_seed(per_seed, in_domain).pivot(index="train seed", columns="variant", values="AUC")
+    sets = sorted(set(per_seed["test set"]) - {in_domain})
+    rows = []
+    for claim, table, other, setting, others in _ABLATION_CLAIMS:
+        if other not in cd or "+ PRLE" not in cd:
+            continue
+        pair = cd[["+ PRLE", other]].dropna()
+        for a in dict.fromkeys([arch, "EfficientNet", "Xception", "ResNet-50"]):
+            effect = _paper_mean(a, table, setting) - np.mean([_paper_mean(a, table, o) for o in others])
+            if a and np.isfinite(effect):
+                break
+        rows.append(stats.claim_row(f"{claim} (paper: {a}; here {detector})", table, effect, pair[other],
+                                    pair["+ PRLE"], dataset=f"{in_domain} -> " + ", ".join(sets),
+                                    metric="cross-domain mean frame AUC (points)"))
+    return rows
+
+
+def fig8_claim(sweep, in_domain: str, *, variant: str = "baseline", alpha: float = 1.0) -> dict:
+    """Fig. 8's claim as a claims row: removing the top-``alpha`` primary region lowers ``variant``'s
+    in-domain AUC (paired by training seed: ``sweep`` rows per variant, "train seed", alpha, "AUC").  The
+    paper prints no number (figure only): its effect is NaN and the verdict uses its direction (down)."""
+    from dfnb import stats
+
+    t = sweep[sweep["variant"] == variant].pivot(index="train seed", columns="alpha", values="AUC")
+    row = stats.claim_row(f"removing the whole primary region (alpha = {alpha:g}) lowers the {variant}'s AUC",
+                          "Fig8", -1.0, t[0.0], t[alpha], dataset=f"{in_domain} (test, masked)",
+                          metric="frame AUC (points)")
+    return {**row, "paper_effect": float("nan")}
+
+
+def single_seed_claims(g3, t6, f6, zoo: Sequence[str]) -> list[dict]:
+    """Claims rows of Tables III and VI and Fig. 6, each from one training seed (so *inconclusive* by
+    ``dfnb.stats``: one seed has no interval), beside the paper's effect.
+
+    g3: :func:`table3_gains`; t6: :func:`table6_table`; f6: :func:`fig6_table` (None to skip a table)."""
+    from dfnb import stats
+
+    SUBSET = "paper's train subset"
+    rows = []
+    for fam, r in ([] if g3 is None else g3.iterrows()):
+        if np.isfinite(r["gain, paper (EfficientNet)"]):
+            rows.append(stats.claim_row(
+                f"PRLE raises the cross-manipulation AUC when trained on {r[SUBSET]} (here {fam})",
+                "III", r["gain, paper (EfficientNet)"], [0.0], [r["gain, this run"]],
+                dataset=f"real + {fam} -> other families", metric="mean AUC over the other families (points)"))
+    if t6 is not None:
+        fused, singles = t6["cross-domain mean"].iloc[-1], t6.loc[[f"{d} only" for d in zoo], "cross-domain mean"]
+        paper = _paper_mean("EfficientNet", "VI", "masks from X.+E.+V. (PRLE)") - max(
+            _paper_mean("EfficientNet", "VI", f"masks from {d} only") for d in ("Xception", "EfficientNet", "VGG"))
+        rows.append(stats.claim_row("masks fused from the whole zoo beat the best single detector's", "VI", paper,
+                                    [singles.max()], [fused], dataset="cross-domain sets",
+                                    metric="cross-domain mean frame AUC (points)"))
+    if f6 is not None:
+        this = f6["cross-domain mean AUC, this run"].dropna()
+        paper = f6["average AUC, paper (EfficientNet)"].dropna()
+        if len(this) > 1 and len(paper) > 1:
+            rows.append(stats.claim_row(f"a zoo of {this.index[-1]} beats one detector", "Fig6",
+                                        float(paper.iloc[-1] - paper.iloc[0]), [this.iloc[0]], [this.iloc[-1]],
+                                        dataset="cross-domain sets", metric="cross-domain mean frame AUC (points)"))
+    return rows
+
+
 def table3_long(runs: Mapping[tuple, tuple]):
     """Table III, long: ``runs[(train family, variant)] = ({test family: detection report}, best epoch)``
     -> rows train family, variant, test family, AUC (points)."""
@@ -553,6 +651,57 @@ def table3_gains(t3w, families: Sequence[str]):
         rows.append({"train family (this run)": fam, "gain, this run": gain, "paper's train subset": pf or "—",
                      "gain, paper (EfficientNet)": pg})
     return pd.DataFrame(rows).set_index("train family (this run)")
+
+
+# the fused maps of section 3 -> the section 5 variant trained with them
+FUSION_VARIANT = {"neighbouring (paper)": "+ PRLE", "average": "+ PRLE, average fusion"}
+
+
+def table5_table(fused: Mapping[str, object], ci):
+    """Table V of this run: per fusion, the share of the training images' pixels it marks (its primary
+    region, %) beside the cross-domain mean AUC [95 % interval] of the detector trained with it.
+
+    fused: ``{fusion name: FusedMaps}`` (names of :data:`FUSION_VARIANT`); ci: ``report.seed_summary``
+    of the cross-domain mean AUC per variant (columns mean, low, high)."""
+    import pandas as pd
+
+    rows = []
+    for name, maps in fused.items():
+        v = FUSION_VARIANT[name]
+        have = v in ci.index
+        rows.append({"fusion": name, "fused area % (training images)": 100 * float((np.asarray(maps.all()) > 0).mean()),
+                     "variant": v, "cross-domain mean AUC": ci.loc[v, "mean"] if have else np.nan,
+                     "low": ci.loc[v, "low"] if have else np.nan, "high": ci.loc[v, "high"] if have else np.nan})
+    return pd.DataFrame(rows).set_index("fusion")
+
+
+def deviations(*, size: int, n_train: int, zoo: Sequence[str], detector: str, epochs: int, n_seeds: int,
+               cam_stride: int, table2_detectors: Sequence[str], n_test: int):
+    """The deviations table: ``aspect, paper, this run, reason`` for every protocol difference."""
+    import pandas as pd
+
+    others = [d for d in table2_detectors if d != detector]
+    rows = [
+        ("training data", "FF++ (c23), ~100 k frames at 256 px", f"{n_train} ffpp-syn HQ faces at {size} px",
+         "no real face data set is available here; 2 CPU cores"),
+        ("test sets", "DFDC, DeeperForensics-1.0, Celeb-DF", f"dfdc-syn, dfo-syn, celebdf-syn ({n_test} faces each)",
+         "synthetic stand-ins with calibrated domain shifts (chapter 00)"),
+        ("zoo", "Xception, EfficientNet-B4, VGG-16", ", ".join(zoo),
+         "the only ImageNet weights to be had offline are EfficientNet-lite0/1/2; from-scratch CNNs on a few "
+         "thousand faces stay near chance and their Grad-CAM maps explain noise"),
+        ("Grad-CAM layer", "last feature map (8x8 at 256 px)", f"stride {cam_stride} ({size // cam_stride}x"
+         f"{size // cam_stride} at {size} px)", "the same resolution relative to the face as the paper's"),
+        ("neighbouring fusion (Eq. 7-8)", "between neighbouring positions (grid not stated)",
+         f"between the cells of the CAMs' native {size // cam_stride}x{size // cam_stride} grid",
+         "on bilinearly upsampled maps neighbouring pixels never differ by lambda, so Eq. 7 would not fire"),
+        ("detector", "EfficientNet-B4 (and four other backbones)", f"{detector}; {', '.join(others) or 'none'} for "
+         "Table II's other backbones", "ImageNet weights offline; CPU budget"),
+        ("training", "not stated in full (GPU, ~20 epochs)", f"AdamW, cosine, {epochs} epochs, checkpoint on "
+         "validation AUC", "CPU budget; the training curves show convergence"),
+        ("seeds", "one run per row", f"{n_seeds} training seeds for baseline, + PRLE, alpha = 1 and average fusion; "
+         "one for Tables III, IV, VI and Fig. 6", "3 seeds decide a claim; the one-seed rows are inconclusive"),
+    ]
+    return pd.DataFrame(rows, columns=["aspect", "paper", "this run", "reason"]).set_index("aspect")
 
 
 def _auc_row(label: str, reps: Mapping[str, Mapping], test_names: Sequence[str], in_domain: str) -> dict:
@@ -708,12 +857,16 @@ def fig6_figure(f6, *, detector: str, train_name: str, in_domain: str):
 
 
 def sweep_figure(sweep, in_domain: str):
-    """Fig. 8 analogue: AUC against alpha, one line per variant."""
+    """Fig. 8 analogue: AUC against alpha, one line per variant (the mean over training seeds, with the
+    seeds' range shaded when there are several)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     for v, g in sweep.groupby("variant", sort=False):
-        ax.plot(g["alpha"], g["AUC"], "o-", label=v)
+        by = g.groupby("alpha")["AUC"]
+        line, = ax.plot(by.mean().index, by.mean(), "o-", label=v)
+        if by.size().max() > 1:
+            ax.fill_between(by.mean().index, by.min(), by.max(), color=line.get_color(), alpha=0.2)
     ax.set_xlabel("alpha (share of the primary region removed)", fontsize=9)
     ax.set_ylabel(f"AUC % ({in_domain} test)", fontsize=9)
     ax.tick_params(labelsize=9)
@@ -749,24 +902,27 @@ class Masked(torch.utils.data.Dataset):
         return s
 
 
-def masked_sweep(models: Mapping[str, object], dataset, fmaps, alphas: Sequence[float], *, device: str = "cpu"):
-    """Fig. 8 analogue: per model of ``{variant: model or Experiment}`` and alpha, AUC and ACC (points;
-    ``frame_auc`` the fraction as measured) on ``dataset`` with each image's top-alpha fused primary
-    region removed.  An :class:`~dfnb.experiments.Experiment` evaluates through its cache."""
+def masked_sweep(models: Mapping, dataset, fmaps, alphas: Sequence[float], *, device: str = "cpu"):
+    """Fig. 8 analogue: per model and alpha, AUC and ACC (points; ``frame_auc`` the fraction as measured)
+    on ``dataset`` with each image's top-alpha fused primary region removed.
+
+    models: ``{variant: model}`` or ``{(variant, train seed): model}`` (then a "train seed" column); a model
+    may be an :class:`~dfnb.experiments.Experiment`, which evaluates through its cache."""
     import pandas as pd
 
     from dfnb import engine
 
     rows = []
-    for v, model in models.items():
+    for key, model in models.items():
+        v, seed = key if isinstance(key, tuple) else (key, None)
         for a in alphas:
             masked = Masked(dataset, fmaps, a)
             if hasattr(model, "evaluate"):
                 det = model.evaluate(masked, batch_size=64, device=device)["detection"]
             else:
                 det = engine.evaluate(model, masked, batch_size=64, device=device, progress=False)["detection"]
-            rows.append({"variant": v, "alpha": a, "AUC": 100 * det["frame_auc"], "ACC": 100 * det["frame_acc"],
-                         "frame_auc": det["frame_auc"]})
+            rows.append({"variant": v, "train seed": seed, "alpha": a, "AUC": 100 * det["frame_auc"],
+                         "ACC": 100 * det["frame_acc"], "frame_auc": det["frame_auc"]})
     return pd.DataFrame(rows)
 
 
