@@ -304,3 +304,29 @@ def test_plain_papermill_and_dfnb_run_give_the_same_params(book):
     assert [m["value"] for m in metrics if m["name"] == "lr_times_n"] == [pytest.approx(0.001)]  # the cell saw 1
     with pytest.raises(runner.ParameterError, match="contradicts --profile smoke"):
         runner.execute("01", "smoke", {"profile": "paper"}, progress=False)
+
+
+def test_plain_papermill_refused_into_the_same_output_keeps_the_earlier_executed_notebook(book):
+    """papermill writes its output notebook before any cell runs: the refused second run replaces out.ipynb,
+    so the run directory must hold its own copy of the first run's executed notebook."""
+    def papermill(seed, out="out.ipynb", *extra):
+        return subprocess.run([sys.executable, "-m", "papermill", "chapters/01_toy.ipynb", out, *extra,
+                               "-p", "seed", str(seed), "-p", "results_dir", "results/mine"],
+                              capture_output=True, text=True, cwd=book)
+
+    first = papermill(2)
+    assert first.returncode == 0, first.stderr[-2000:]
+    kept = book / "results/mine/01_toy.ipynb"
+    assert kept.exists(), "the run directory holds no copy of the executed notebook"
+    nb = nbformat.read(str(kept), as_version=4)
+    assert "seed = 2" in nb.cells[2].source and nb.cells[-1].execution_count  # injected and executed
+    before = kept.read_bytes()
+    second = papermill(3)
+    assert second.returncode != 0 and "seed: 2 -> 3" in second.stdout + second.stderr
+    assert f"the earlier run's executed notebook is {kept}" in second.stdout + second.stderr
+    assert kept.read_bytes() == before  # out.ipynb is the refused run now; the earlier one is kept
+    inside = papermill(2, "results/mine/again.ipynb")
+    assert inside.returncode != 0 and "is inside the run directory" in inside.stdout + inside.stderr
+    assert kept.read_bytes() == before
+    injected = papermill(2, "out2.ipynb", "--inject-paths")  # papermill's own parameters are not the chapter's
+    assert injected.returncode == 0, injected.stderr[-2000:]

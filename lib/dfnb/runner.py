@@ -12,11 +12,15 @@ Two halves that meet in one directory:
   chapter ``run.metric`` / ``run.table`` / ``run.figure`` to record results.
   This half also works under plain papermill, so a reviewer who runs
   ``papermill chapters/00_tour.ipynb out.ipynb -p profile smoke`` gets the same
-  record.
+  record.  papermill writes ``out.ipynb`` before any cell runs, so a refused run has
+  already replaced it: the kernel therefore keeps a copy of every finished run's
+  executed notebook in the run directory (:func:`papermill_output`), and refuses a
+  papermill output path inside the run directory.
 
 A run directory holds::
 
-    <chapter>.ipynb     executed notebook (written by ``dfnb run``)
+    <chapter>.ipynb     executed notebook (written by ``dfnb run``; under plain papermill
+                        a copy of papermill's output, taken when the kernel exits)
     params.json         every parameter the chapter ran with
     manifest.json       git SHA (+ dirty diff hash), package versions, seed, device,
                         start/end time, wall seconds, peak memory, experiments
@@ -459,6 +463,7 @@ class Run:
         self.chapter, self.params, self.dir, self._glue = chapter, params, out_dir, glue
         self.metrics: list[dict[str, Any]] = []
         self._t0 = time.time()
+        self._executed: Path | None = None  # papermill's output notebook, under plain papermill
         self.manifest: dict[str, Any] = {
             "chapter": chapter,
             "profile": params.get("profile"),
@@ -543,6 +548,10 @@ class Run:
         except ImportError:
             pass
         _write_json(self.dir / "manifest.json", self.manifest)
+        if self._executed is not None:
+            import atexit  # papermill saves the last cell's output, then shuts the kernel down
+
+            atexit.register(_keep_executed, self._executed, self.dir.resolve() / f"{self.chapter}.ipynb")
         return self
 
     def __repr__(self) -> str:
@@ -571,9 +580,52 @@ def check_injected_parameters(chapter: str) -> dict[str, Any] | None:
     if not injected:
         return None
     names = [t.id for src in injected for node in ast.parse(src).body if isinstance(node, ast.Assign)
-             for t in node.targets if isinstance(t, ast.Name)]
+             for t in node.targets if isinstance(t, ast.Name) and t.id not in _PAPERMILL_PATHS]
     validate(read_parameters(find_chapter(chapter)), {k: ip.user_ns[k] for k in names})
     return {k: ip.user_ns[k] for k in names}
+
+
+_PAPERMILL_PATHS = ("PAPERMILL_INPUT_PATH", "PAPERMILL_OUTPUT_PATH")  # papermill --inject-paths
+
+
+def papermill_output() -> Path | None:
+    """Inside a kernel that the papermill command line started: the output notebook papermill writes.
+
+    papermill's own ``PAPERMILL_OUTPUT_PATH`` (``--inject-output-path``) when injected, else the output
+    argument of the parent process's command line (``/proc``, Linux), parsed by papermill's ``click``
+    command.  None when it cannot be known: ``dfnb run`` or papermill's Python API (the parent is not the
+    papermill command), output to stdout, a relative path under ``--cwd``, or no ``/proc``.
+    """
+    try:
+        from IPython import get_ipython
+
+        given = (get_ipython().user_ns if get_ipython() else {}).get("PAPERMILL_OUTPUT_PATH")
+        ppid = os.getppid()
+        if given is None:
+            argv = Path(f"/proc/{ppid}/cmdline").read_bytes().decode().split("\0")[:-1]
+            at = next(i for i, a in enumerate(argv[:3]) if Path(a).name == "papermill")
+            from papermill.cli import papermill as command
+
+            params = command.make_context("papermill", argv[at + 1:], resilient_parsing=True).params
+            given = params.get("output_path")
+            if given and not Path(given).is_absolute() and params.get("cwd"):
+                return None  # papermill resolves it against the cwd it started in, which --cwd hides
+        if not given or given == "-" or "{" in str(given):
+            return None
+        return (Path(os.readlink(f"/proc/{ppid}/cwd")) / given).resolve()
+    except (OSError, StopIteration, ImportError, AttributeError, ValueError):
+        return None
+
+
+def _keep_executed(executed: Path, kept: Path) -> None:
+    """At kernel exit, when papermill has saved every cell's output: copy its notebook to ``kept``."""
+    tmp = kept.with_name(f".{kept.name}.tmp-{os.getpid()}")
+    try:
+        shutil.copyfile(executed, tmp)
+        strip_progress(tmp)
+        os.replace(tmp, kept)
+    except (OSError, ValueError) as e:
+        print(f"dfnb: could not keep a copy of {executed} in {kept.parent}: {e}", file=sys.stderr)
 
 
 def _apply_profile(chapter: str, params: dict[str, Any], injected: dict[str, Any]) -> dict[str, Any]:
@@ -606,7 +658,19 @@ def start(chapter: str, *, results_dir: str | None = None, **params: Any) -> Run
         params = _apply_profile(chapter, params, injected)
     profile = params.get("profile", "default")
     out = Path(results_dir) if results_dir else result_dir(chapter, profile)
-    check_no_overwrite(out, chapter, params)
+    executed = papermill_output() if injected is not None else None
+    kept = out.resolve() / f"{chapter}.ipynb"
+    if executed is not None and out.resolve() in executed.parents:
+        raise ParameterError(f"papermill's output notebook {executed} is inside the run directory {out}, where a "
+                             f"later papermill call would replace it unasked; write it elsewhere (the run keeps "
+                             f"its own copy as {kept})")
+    try:
+        check_no_overwrite(out, chapter, params)
+    except RunExistsError as e:
+        if executed is None:
+            raise
+        where = f"the earlier run's executed notebook is {kept}" if kept.exists() else "the run directory holds none"
+        raise RunExistsError(f"{e} papermill has already replaced {executed} with this refused run; {where}.") from None
     out.mkdir(parents=True, exist_ok=True)
     from dfnb.experiments import reset_used
 
@@ -616,7 +680,9 @@ def start(chapter: str, *, results_dir: str | None = None, **params: Any) -> Run
 
         seed_everything(int(params["seed"]))
     set_threads(params.get("threads"))
-    return Run(chapter, params, out)
+    run = Run(chapter, params, out)
+    run._executed = executed
+    return run
 
 
 def set_threads(threads: int | None = None) -> int:
