@@ -296,3 +296,53 @@ def test_truncated_frames_are_skipped_and_counted_not_read(tmp_path):
         read_frames(str(d / "1.jpg"), 1)
     with pytest.raises(VideoError, match="1.jpg: the JPEG is truncated"):
         read_frames(str(d), 2)
+
+
+def test_doubtful_boxes_by_hand():
+    from dfnb.data.facebox import doubtful
+
+    face = (0, 0, 10, 10, 1.0)
+    frames = [[face], [(2, 0, 10, 10, 1.0)], [(40, 40, 4, 4, 1.0)], [], [face, (50, 50, 5, 5, 1.0)],
+              [(0, 0, 10, 10, 0.3)], [(0, 0, 16, 16, 1.0)]]
+    why = doubtful(frames)
+    assert why[:2] == [None, None] and why[3] is None  # sure boxes; a frame with no box is the loader's skip
+    assert why[2].startswith("box off the video's face") and "2 candidate boxes" in why[4]
+    assert why[5] == "detector score 0.30 < 0.5" and "side x1.60" in why[6]
+    assert doubtful([[(40, 40, 4, 4, 1.0)]]) == [None]  # one frame: nothing to compare with
+
+
+def test_doubtful_and_faceless_frames_are_counted_and_the_detector_named(tmp_path):
+    """A frame with no face is skipped and counted; a kept face with a doubtful box is counted; the record
+    (meta.json, the warning, the CLI, a run's manifest) names the detector that ran."""
+    from dfnb import runner
+    from dfnb.data.real import loaded, reset_loaded
+
+    root = tmp_path / "cdf"
+    _write_video(root / "Celeb-real/id0_0000.avi", _face_frames(4) + _no_face(2))
+    (root / "List_of_testing_videos.txt").write_text("1 Celeb-real/id0_0000.avi\n")
+    reset_loaded()
+    with pytest.warns(UserWarning, match=r"with the cascade detector, 0 of them doubtful; skipped 0 videos and 2 frames"):
+        ds = load_real("celebdf", root, frames_per_video=6, size=32, cache=tmp_path / "c", progress=False)
+    assert len(ds) == 4 and [s["frame"] for s in ds.skipped] == [4, 5]
+    assert all(s["reason"] == "no face in frame" for s in ds.skipped)
+    assert ds.meta["params"]["detector"] == "cascade" and ds.meta["doubtful"] == []
+
+    def shaky(image):  # the face, plus a far box on the last frame
+        box = [(26.0, 18.0, 104.0, 114.0, 0.9)]
+        return box + [(0.0, 0.0, 20.0, 20.0, 0.9)] if image[150, 150].mean() > 150 else box
+
+    frames = _face_frames(3)
+    frames[2][140:, 140:] = 200
+    _write_video(root / "Celeb-real/id0_0001.avi", frames)
+    (root / "List_of_testing_videos.txt").write_text("1 Celeb-real/id0_0001.avi\n")
+    with pytest.warns(UserWarning, match="with the shaky detector, 1 of them doubtful"):
+        ds = load_real("celebdf", root, frames_per_video=3, size=32, detector=shaky, cache=tmp_path / "c",
+                       progress=False)
+    (d,) = ds.meta["doubtful"]
+    assert d["frame"] == 2 and d["row"] == 2 and d["reason"] == "2 candidate boxes, took the largest"
+    assert [r["detector"] for r in loaded()] == ["cascade", "shaky"] and loaded()[1]["doubtful"] == 1
+    (tmp_path / "run").mkdir()
+    runner.Run("t", {"profile": "smoke"}, tmp_path / "run", glue=False).finish()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert [(r["name"], r["detector"], r["faces"], r["skipped_frames"]) for r in manifest["real_data"]] == [
+        ("celebdf", "cascade", 4, 2), ("celebdf", "shaky", 3, 0)]

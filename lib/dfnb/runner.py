@@ -24,7 +24,8 @@ A run directory holds::
     params.json         every parameter the chapter ran with
     manifest.json       git SHA (+ dirty diff hash), package versions, seed, device,
                         start/end time, wall seconds, peak memory, experiments
-                        trained or loaded (``dfnb.experiments.used()``)
+                        trained or loaded (``dfnb.experiments.used()``), real data sets
+                        read and the face detector that ran (``dfnb.data.real.loaded()``)
     metrics.json        list of {name, value, labels...} records (this run's numbers)
     tables/*.csv        tables the chapter showed
     figures/*.png       figures the chapter showed
@@ -540,6 +541,9 @@ class Run:
         from dfnb.experiments import used  # lazily: the trained / cache-loaded experiments of this run
 
         self.manifest["experiments"] = used()
+        from dfnb.data.real import loaded  # the real data sets read, and which face detector ran on them
+
+        self.manifest["real_data"] = loaded()
         try:
             import torch
 
@@ -672,9 +676,11 @@ def start(chapter: str, *, results_dir: str | None = None, **params: Any) -> Run
         where = f"the earlier run's executed notebook is {kept}" if kept.exists() else "the run directory holds none"
         raise RunExistsError(f"{e} papermill has already replaced {executed} with this refused run; {where}.") from None
     out.mkdir(parents=True, exist_ok=True)
+    from dfnb.data.real import reset_loaded
     from dfnb.experiments import reset_used
 
     reset_used()
+    reset_loaded()
     if "seed" in params:
         from dfnb.engine import seed_everything
 

@@ -149,5 +149,6 @@ def _real(args) -> int:
                        quality=args.quality, detector=args.detector, cache=args.out)
     except RuntimeError as e:  # e.g. every video skipped: the reasons are in the message
         raise ValueError(str(e)) from None
-    print(json.dumps({"root": str(ds.root), "summary": ds.summary(), "skipped": ds.skipped[:20]}, indent=1))
+    print(json.dumps({"root": str(ds.root), "detector": ds.meta["params"]["detector"], "summary": ds.summary(),
+                      "doubtful": len(ds.meta.get("doubtful", [])), "skipped": ds.skipped[:20]}, indent=1))
     return 0

@@ -135,8 +135,11 @@ def _cascade():
 
 
 def _mediapipe_available() -> bool:
+    """Whether mediapipe's legacy face detector (``mp.solutions.face_detection``, model inside the wheel)
+    is importable.  mediapipe >= 0.10.30 (the first to accept numpy 2) dropped it and ships no face model:
+    its Tasks API downloads one, which this book does not do by default."""
     try:
-        import mediapipe  # noqa: F401
+        from mediapipe.python.solutions import face_detection  # noqa: F401
     except Exception:
         return False
     return True
@@ -183,16 +186,25 @@ def detect_faces_mediapipe(image: np.ndarray) -> list[tuple[float, float, float,
     return boxes
 
 
+def detector_name(name: str | Callable = "auto") -> str:
+    """The detector ``name`` stands for: ``"auto"`` -> ``"mediapipe"`` when its face detector is installed,
+    else ``"cascade"`` (scikit-image's LBP frontal-face cascade); a callable -> its ``__name__``."""
+    if callable(name):
+        return getattr(name, "__name__", "callable")
+    if name == "auto":
+        return "mediapipe" if _mediapipe_available() else "cascade"
+    return name
+
+
 def get_detector(name: str | Callable = "auto") -> Callable[[np.ndarray], list]:
     """A face detector ``f(image_uint8_rgb) -> [(x, y, w, h, score), ...]`` largest first.
 
-    ``name``: "auto" (mediapipe if installed, else the cascade), "mediapipe", "cascade",
+    ``name``: "auto" (see :func:`detector_name`), "mediapipe", "cascade",
     or a callable with that signature (returned unchanged).
     """
     if callable(name):
         return name
-    if name == "auto":
-        name = "mediapipe" if _mediapipe_available() else "cascade"
+    name = detector_name(name)
     if name == "mediapipe":
         if not _mediapipe_available():
             raise ImportError("detector='mediapipe' needs the optional extra: pip install 'dfnb[mediapipe]'")

@@ -1,14 +1,17 @@
 """Real data sets in the layouts their owners publish: listing, frame sampling, face crops, a cache.
 
 ``load_real(name, root, split=..., frames_per_video=8, size=256)`` lists the videos of a data set,
-samples ``frames_per_video`` evenly spaced frames per video, detects the largest face (mediapipe if
-installed, else scikit-image's LBP cascade), crops a square of ``margin`` (1.3) times the face box,
+samples ``frames_per_video`` evenly spaced frames per video, detects the largest face (mediapipe's legacy
+face detector if installed, else scikit-image's LBP cascade), crops a square of ``margin`` (1.3) times the face box,
 resizes it to ``size`` and warps the mask frame (FF++/DFD mask videos, FMLD mask images) the same
 way.  Results go to a cache in the synthetic benchmarks' format (images/, masks/, index.csv,
 landmarks.npy, meta.json) and come back as a :class:`~dfnb.data.benchmark.FaceForgeryDataset`.
 
 Nothing is dropped silently: an unreadable video, a frame without a face or a video without any
-face is *skipped and counted* in ``ds.skipped`` / ``meta.json`` (and logged as a warning); a missing
+face is *skipped and counted* in ``ds.skipped`` / ``meta.json`` (and logged as a warning); a kept face
+whose box is doubtful (a low detector score, several candidate boxes, a box off the video's face:
+:mod:`dfnb.data.facebox`) is counted in ``ds.meta["doubtful"]`` and the same warning, which names the
+detector that ran (also in ``meta.json`` and, through :func:`loaded`, a chapter run's manifest); a missing
 or malformed root raises ``FileNotFoundError`` naming the expected layout; if every video is skipped
 it is a ``RuntimeError``.
 
@@ -53,6 +56,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dfnb.data import facebox
 from dfnb.data import landmarks as L
 
 log = logging.getLogger(__name__)
@@ -467,7 +471,7 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
                                 f"but lists no videos for this split/methods")
     if detector == "auto" and name == "fmld":
         detector = "none"
-    det_name = detector if isinstance(detector, str) else getattr(detector, "__name__", "callable")
+    det_name = "none" if detector == "none" else L.detector_name(detector)  # "auto" keyed as what ran
     det = _no_detector if detector == "none" else L.get_detector(detector)
     if detector == "none":
         margin = 1.0  # pre-aligned faces: the whole frame is the crop
@@ -479,13 +483,13 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
     base = Path(cache) if cache is not None else Path(default)
     out = base / name / f"{split}-{key}"
     if (out / "meta.json").exists():
-        return FaceForgeryDataset(out)
+        return _loaded(FaceForgeryDataset(out))
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     (tmp / "images").mkdir(parents=True)
     (tmp / "masks").mkdir()
-    rows, lms, skipped = [], [], []
+    rows, lms, skipped, doubtful = [], [], [], []
     t0 = time.perf_counter()
     for it in tqdm(items, desc=f"{name}/{split}", disable=not progress, unit="video"):
         try:
@@ -504,12 +508,14 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
             skipped.append({"path": it.path, "reason": f"unreadable: {e}"})
             continue
         kept = 0
-        for fi, frame in zip(idx, frames):
-            boxes = det(frame)
+        found = [det(frame) for frame in frames]
+        for fi, frame, boxes, doubt in zip(idx, frames, found, facebox.doubtful(found)):
             if not boxes:
                 skipped.append({"path": it.path, "frame": fi, "reason": "no face in frame"})
                 continue
             box = boxes[0][:4]
+            if doubt:
+                doubtful.append({"path": it.path, "frame": fi, "row": len(rows), "reason": doubt})
             m = None
             if masks is not None:
                 mi = fi if Path(it.mask).suffix.lower() in VIDEO_EXT else 0
@@ -548,12 +554,38 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
     meta = dict(params=dict(name=name, root=str(root), split=split, frames_per_video=frames_per_video, size=size,
                             margin=margin, detector=det_name, quality=quality, methods=methods, max_videos=max_videos),
                 n_items=len(items), n_faces=len(rows), skipped=skipped, videos_skipped=n_vid_skip,
+                detector=det_name, doubtful=doubtful,
                 seconds=round(time.perf_counter() - t0, 2), data_version=DATA_VERSION)
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     publish(tmp, out, overwrite=False)
-    if skipped:
-        msg = (f"load_real({name!r}): kept {len(rows)} faces from {len(items)} items; skipped {n_vid_skip} videos and "
-               f"{sum(1 for s in skipped if 'frame' in s)} frames (see ds.skipped / {out / 'meta.json'})")
+    if skipped or doubtful:
+        msg = (f"load_real({name!r}): kept {len(rows)} faces from {len(items)} items with the {det_name} detector, "
+               f"{len(doubtful)} of them doubtful; skipped {n_vid_skip} videos and "
+               f"{sum(1 for s in skipped if 'frame' in s)} frames (see ds.skipped, ds.meta['doubtful'] / "
+               f"{out / 'meta.json'})")
         log.warning(msg)
         warnings.warn(msg, stacklevel=2)
-    return FaceForgeryDataset(out)
+    return _loaded(FaceForgeryDataset(out))
+
+
+_LOADED: list[dict] = []  # what load_real returned since reset_loaded(): a chapter run's manifest lists it
+
+
+def _loaded(ds):
+    m, skipped = ds.meta, ds.meta.get("skipped", [])
+    _LOADED.append({"name": m["params"]["name"], "split": m["params"]["split"], "root": m["params"]["root"],
+                    "detector": m["params"]["detector"], "faces": m.get("n_faces"),
+                    "doubtful": None if "doubtful" not in m else len(m["doubtful"]),
+                    "skipped_videos": m.get("videos_skipped"),
+                    "skipped_frames": sum(1 for s in skipped if "frame" in s), "cache": str(ds.root)})
+    return ds
+
+
+def loaded() -> list[dict]:
+    """One record per :func:`load_real` call since :func:`reset_loaded` (``dfnb.runner.start``): data set,
+    split, root, the detector that ran, faces kept, doubtful, skipped videos and frames, cache folder."""
+    return [dict(r) for r in _LOADED]
+
+
+def reset_loaded() -> None:
+    _LOADED.clear()
