@@ -164,3 +164,13 @@ def test_detector_loss_honours_sample_weight():
     weighted = _bce_losses({"logit": logit}, {"label": label, "sample_weight": w})["loss"]
     per = F.binary_cross_entropy_with_logits(logit, label.float(), reduction="none")
     assert torch.allclose(plain, per.mean()) and torch.allclose(weighted, (per * w).mean())
+
+
+def test_toy_mask_loss_leaves_out_fakes_without_a_true_mask():
+    m = dfnb.create_model("toy_cnn", with_mask=True)
+    out = m(torch.rand(3, 3, 16, 16))
+    mask = torch.zeros(3, 1, 16, 16)
+    mask[1, :, 4:8, 4:8] = 1
+    parts = m.losses(out, {"label": torch.tensor([0, 1, 1]), "mask": mask, "has_mask": torch.tensor([True, True, False])})
+    mb = torch.nn.functional.binary_cross_entropy_with_logits(out["mask_logit"][:2], mask[:2])
+    assert torch.allclose(parts["mask_bce"], mb)

@@ -1013,3 +1013,24 @@ def test_training_memory_counts_saved_activations_by_hand():
     # per face, autograd keeps the linear layer's input (12 floats) and the ReLU's output (5 floats)
     assert mem["activations"] == pytest.approx(4 * (12 + 5) * 4 / mib)
     assert mem["total"] == pytest.approx(mem["weights"] + mem["gradients_and_optimizer"] + mem["activations"])
+
+
+def test_seg_loss_leaves_out_fakes_without_a_true_mask():
+    """A fake with no mask video (has_mask False) carries an all-zero stand-in mask: no L_seg from it."""
+    m = _dadf("dadf", img_size=64, rga=False, balance=True)
+    z = torch.tensor([[[[2.0, -1.0]]], [[[-2.0, 1.0]]], [[[0.5, 0.5]]], [[[1.0, -3.0]]]])
+    mask = torch.tensor([[[[0.0, 0.0]]], [[[1.0, 0.0]]], [[[0.0, 0.0]]], [[[0.0, 1.0]]]])
+    logit = torch.tensor([0.3, -1.2, 2.0, 0.1])
+    label = torch.tensor([0, 1, 1, 1])
+    known = torch.tensor([True, True, False, True])
+    out = m.losses({"mask_logit": z, "logit": logit}, {"mask": mask, "label": label, "has_mask": known})
+    without = m.losses({"mask_logit": z[known], "logit": logit[known]}, {"mask": mask[known], "label": label[known]})
+    assert out["seg"].item() == pytest.approx(without["seg"].item(), rel=1e-6)  # as if the face were not there
+    bce = lambda z, t: np.log1p(np.exp(-np.abs(z))) + np.maximum(z, 0) - z * t  # noqa: E731
+    seg_i = bce(z.numpy(), mask.numpy()).reshape(4, -1).mean(1)
+    assert out["seg"].item() == pytest.approx(np.mean(np.array([1.5, 0.75, 0.75]) * seg_i[[0, 1, 3]]), rel=1e-6)
+    every = m.losses({"mask_logit": z, "logit": logit}, {"mask": mask, "label": label, "has_mask": torch.ones(4, dtype=torch.bool)})
+    assert every["seg"].item() != pytest.approx(out["seg"].item())  # (the stand-in would have counted)
+    none = m.losses({"mask_logit": z[2:3], "logit": logit[2:3]},
+                    {"mask": mask[2:3], "label": label[2:3], "has_mask": known[2:3]})
+    assert none["seg"].item() == 0.0 and torch.isfinite(none["loss"])

@@ -346,3 +346,14 @@ def test_doubtful_and_faceless_frames_are_counted_and_the_detector_named(tmp_pat
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert [(r["name"], r["detector"], r["faces"], r["skipped_frames"]) for r in manifest["real_data"]] == [
         ("celebdf", "cascade", 4, 2), ("celebdf", "shaky", 3, 0)]
+
+
+def test_fakes_without_a_mask_video_are_marked(ffpp, tmp_path):
+    """003_000 has no mask video: its all-zero mask is a stand-in, has_mask False (000_003 and reals True)."""
+    with pytest.warns(UserWarning):
+        ds = load_real("ffpp", ffpp, split="test", frames_per_video=2, size=32, methods=["real", "deepfakes"],
+                       cache=tmp_path, progress=False)
+    want = {("real", "000"): True, ("real", "003"): True, ("deepfakes", "000_003"): True,
+            ("deepfakes", "003_000"): False}
+    assert {(r["method"], r["video_id"]): bool(k) for r, k in zip(ds.rows, ds.has_mask)} == want
+    assert [bool(ds[i]["has_mask"]) for i in range(len(ds))] == ds.has_mask.tolist()

@@ -284,3 +284,27 @@ def test_torchrun_two_processes_match_single_process(tmp_path):
     assert ddp["history"][0]["train"]["loss"] == pytest.approx(h.epochs[0]["train"]["loss"], rel=1e-5)
     np.testing.assert_allclose(np.array(ddp["params"]), _params(single).numpy(), rtol=1e-4, atol=1e-6)
     assert ddp["history"][0]["val"]["frame_auc"] == pytest.approx(h.epochs[0]["val"]["frame_auc"], abs=1e-6)
+
+
+def test_evaluate_leaves_fakes_without_a_true_mask_out_of_localization():
+    from dfnb import metrics
+
+    class Unknown(ToyFaces):  # the first fake has no mask video: its mask is an all-zero stand-in
+        def __getitem__(self, i):
+            it = super().__getitem__(i)
+            return {**it, "mask": it["mask"] * (i != 1), "has_mask": torch.tensor(i != 1)}
+
+    m = _model(with_mask=True).eval()
+    ds = Unknown(12, seed=4, split="val")
+    res = evaluate(m, ds, batch_size=5, device="cpu", progress=False)
+    keep = np.arange(12) != 1
+    want = metrics.localization_report(res["pred_masks"][keep], ds.masks.numpy()[keep], ds.labels.numpy()[keep])
+    assert res["localization"] == {**want, "n_no_mask": 1} and res["detection"]["frame_n"] == 12
+
+    class NoMasks(ToyFaces):  # Celeb-DF: no fake has a true mask; detection only
+        def __getitem__(self, i):
+            it = super().__getitem__(i)
+            return {**it, "mask": it["mask"] * 0, "has_mask": torch.tensor(it["label"] == 0)}
+
+    res = evaluate(m, NoMasks(8, seed=1, split="val"), batch_size=4, device="cpu", progress=False)
+    assert res["localization"] is None and res["detection"]["frame_auc"] >= 0

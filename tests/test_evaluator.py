@@ -49,6 +49,11 @@ def test_effnet_evaluator_outputs_and_loss_is_ce_plus_tenth_bce():
         model.losses(out, {"label": batch["label"], "mask": batch["map"]})
     m2 = EffNetFPNEvaluator(backbone="efficientnet_lite0", map_key="mask")
     assert torch.isfinite(m2.losses(m2(batch["image"]), {**batch, "mask": batch["map"]})["loss"])
+    # a fake without a true mask (has_mask False) adds no map loss: only CE is left
+    o2 = m2(batch["image"])
+    no_fake = m2.losses(o2, {**batch, "mask": batch["map"], "has_mask": torch.tensor([True, False])})
+    only_real = F.binary_cross_entropy_with_logits(o2["mask_logit"][:1], torch.zeros(1, 1, 64, 64))
+    assert torch.allclose(no_fake["loss_map"], only_real)
 
 
 def test_effnet_b4_is_the_default():

@@ -336,6 +336,9 @@ def test_source_maps_shapes_zero_real_faces_and_errors():
         protocol.source_maps("focus", ds)
     with pytest.raises(KeyError, match="return_source"):
         protocol.source_maps("ssim", [{k: v for k, v in it.items() if k != "source"} for it in ds])
+    ds.has_mask = np.array([True, False, True, True, True, True])  # a fake without a mask video
+    with pytest.raises(ValueError, match="source 'gt': 1 fakes of this data set have no true mask"):
+        protocol.source_maps("gt", ds)
 
 def test_with_map_checks_lengths():
     ds = _faces(4)

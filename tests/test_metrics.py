@@ -235,3 +235,23 @@ def test_localization_errors():
         M.pixel_f1(np.zeros((3, 3)), np.zeros((3, 3)))
     with pytest.raises(ValueError, match="reduction"):
         M.pbca(Z3, Z3, reduction="sum")
+
+
+def test_localization_report_leaves_out_fakes_without_a_true_mask():
+    """FaceShifter / Celeb-DF fakes carry an all-zero stand-in mask: scored, it would count a perfect
+    prediction of "nothing forged" on a forged face; has_mask=False leaves such a face out of every entry."""
+    gt = np.zeros((3, 2, 2), np.float32)
+    gt[1, 0] = 1.0
+    pred = np.zeros_like(gt)
+    pred[1, 0] = 0.9
+    pred[2] = 0.9  # the model marks the whole no-mask fake: right, but its stand-in says every pixel is wrong
+    labels = np.array([0, 1, 1])
+    rep = M.localization_report(pred, gt, labels, has_mask=[True, True, False])
+    assert rep["n_images"] == 2 and rep["n_fake"] == 1 and rep["n_no_mask"] == 1
+    assert rep["pbca_all"] == 1.0 and rep["iou_fake"] == 1.0
+    assert M.localization_report(pred, gt, labels)["iou_fake"] == 0.5  # before: the stand-in counted
+    assert "n_no_mask" not in M.localization_report(pred, gt, labels)
+    with pytest.raises(ValueError, match="none of the 2 fakes has a known mask"):
+        M.localization_report(pred, gt, labels, has_mask=[True, False, False])
+    with pytest.raises(ValueError, match="has_mask: has 2 entries but there are 3 masks"):
+        M.localization_report(pred, gt, labels, has_mask=[True, False])

@@ -64,7 +64,7 @@ def floor_baselines(dataset) -> FloorBaselines:
     from dfnb import metrics
     from dfnb.data.landmarks import hull_mask
 
-    probs, labels, keys, hulls, gts = [], [], [], [], []
+    probs, labels, keys, hulls, gts, known = [], [], [], [], [], []
     for i in range(len(dataset)):
         s = dataset[i]
         img = (s["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
@@ -73,11 +73,12 @@ def floor_baselines(dataset) -> FloorBaselines:
         keys.append((s["dataset"], s["method"], s["video_id"]))
         hulls.append(hull_mask(np.asarray(s["landmarks"]), img.shape[:2]))
         gts.append(s["mask"][0].numpy())
+        known.append(bool(s.get("has_mask", True)))  # a fake without a true mask is left out of localization
     probs, labels = np.array(probs), np.array(labels)
     hulls, gts = np.stack(hulls).astype(np.float32), np.stack(gts)
     return FloorBaselines(probs, labels, keys, np.array([k[1] for k in keys]), hulls, gts,
                           metrics.detection_report(labels, probs, video_keys=keys),
-                          metrics.localization_report(hulls, gts, labels))
+                          metrics.localization_report(hulls, gts, labels, has_mask=None if all(known) else known))
 
 
 def per_family_auc(labels, probs, methods) -> dict[str, float]:

@@ -515,7 +515,7 @@ LOCALIZATION_AVERAGING = {
 }
 
 
-def localization_report(pred_masks, gt_masks, labels, threshold: float = 0.5) -> dict:
+def localization_report(pred_masks, gt_masks, labels, threshold: float = 0.5, has_mask=None) -> dict:
     """Localization metrics with the averaging named in each key.
 
     Entries (floats in [0, 1]; see ``LOCALIZATION_AVERAGING`` for the wording):
@@ -530,6 +530,7 @@ def localization_report(pred_masks, gt_masks, labels, threshold: float = 0.5) ->
     pixel_f1_fake     per image, mean over fakes
     iou_fake          per image, mean over fakes
     n_images, n_fake, n_pixel_auc   counts behind the means
+    n_no_mask         fakes left out for want of a true mask (only with ``has_mask``)
     ================  ==========================================================
 
     Args:
@@ -537,13 +538,23 @@ def localization_report(pred_masks, gt_masks, labels, threshold: float = 0.5) ->
         gt_masks: same shape, ground truth in [0, 1]; real images must be empty (no pixel >= 0.5).
         labels: (N,) 1 = fake.
         threshold: binarisation threshold of the prediction.
+        has_mask: optional (N,) bool, False for a fake whose true mask is unknown (a real data set without
+            mask videos); its all-zero stand-in is no ground truth, so the image is left out of every entry.
 
-    Raises ValueError if there is no fake image or a real image has a non-empty ground truth.
+    Raises ValueError if there is no fake image (with a known mask) or a real image has a non-empty ground truth.
     """
     p, g = _mask_pair(pred_masks, gt_masks)
     y = _labels(labels, "labels")
     if y.size != p.shape[0]:
         raise ValueError(f"labels: has {y.size} entries but there are {p.shape[0]} masks")
+    known = np.ones(y.size, bool) if has_mask is None else _to_numpy(has_mask, "has_mask").reshape(-1).astype(bool)
+    if known.size != y.size:
+        raise ValueError(f"has_mask: has {known.size} entries but there are {y.size} masks")
+    if not known.all():
+        if not (y[known] == 1).any():
+            raise ValueError(f"has_mask: none of the {int((y == 1).sum())} fakes has a known mask; the fake-image "
+                             "localization metrics are undefined")
+        p, g, y = p[known], g[known], y[known]
     real_bad = np.flatnonzero((y == 0) & (g >= 0.5).any(axis=(1, 2)))
     if real_bad.size:
         raise ValueError(f"gt_masks: {real_bad.size} real images (label 0) have manipulated pixels, e.g. index {real_bad[0]}; masks and labels disagree")
@@ -566,4 +577,5 @@ def localization_report(pred_masks, gt_masks, labels, threshold: float = 0.5) ->
         "n_pixel_auc": n_auc,
         "pixel_f1_fake": pixel_f1(p[fake], g[fake], threshold),
         "iou_fake": iou(p[fake], g[fake], threshold),
+        **({} if has_mask is None else {"n_no_mask": int((~known).sum())}),
     }

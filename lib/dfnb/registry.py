@@ -17,7 +17,10 @@ The method contract (what the engine, ``dfnb predict`` and the chapters rely on)
 ``batch`` is the dict a ``dfnb.data`` data set yields, collated: ``image``
 (B,3,H,W in [0,1]), ``mask`` (B,1,H,W in [0,1], all zero for real faces),
 ``label`` (B,) long with 1 = fake, and string lists ``video_id``, ``method``,
-``dataset``.  Normalisation to a backbone's mean/std happens inside the model.
+``dataset``; ``has_mask`` (B,) bool is False for a fake whose true mask is unknown
+(FaceShifter, Celeb-DF, DF-TIMIT: no mask video), whose ``mask`` is then an all-zero
+stand-in that mask losses and localization metrics leave out (:func:`known_masks`).
+Normalisation to a backbone's mean/std happens inside the model.
 """
 from __future__ import annotations
 
@@ -34,6 +37,19 @@ _MODEL_MODULES = (
     "dfnb.models.evaluator",
 )
 _loaded = False
+
+
+def known_masks(batch: dict, n: int):
+    """``(n,)`` bool tensor: which items' ``mask`` is their true mask (``batch["has_mask"]``; all of them
+    when the batch has no such key).  A mask loss averages over these items only."""
+    import torch
+
+    if "has_mask" not in batch:
+        return torch.ones(n, dtype=torch.bool)
+    known = torch.as_tensor(batch["has_mask"]).view(-1).bool()
+    if known.numel() != n:
+        raise ValueError(f"batch['has_mask'] has {known.numel()} entries for {n} items")
+    return known
 
 
 def register_model(name: str):

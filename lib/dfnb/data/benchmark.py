@@ -447,11 +447,19 @@ def _read_image(path: Path, flags=cv2.IMREAD_COLOR) -> np.ndarray:
     return img
 
 
+def _mask_known(row: dict) -> bool:
+    """An index row's mask is its true mask: a real face (nothing forged), or a fake with a mask file that the
+    real-data loader did not mark ``post == "no-mask"`` (its all-zero stand-in)."""
+    return row["label"] == 0 or (bool(row["mask"]) and row.get("post") != "no-mask")
+
+
 class FaceForgeryDataset(_TorchDataset):
     """A face-forgery split stored as images + masks + ``index.csv`` (+ ``landmarks.npy``, ``meta.json``).
 
     ``ds[i]`` is a dict: ``image`` float32 tensor (3, H, W) in [0, 1]; ``mask`` float32 (1, H, W) in
-    [0, 1] (zeros for real faces); ``label`` long (1 = fake); ``video_id``, ``method``, ``dataset`` str;
+    [0, 1] (zeros for real faces); ``has_mask`` bool tensor, False for a fake with no true mask (a real
+    data set without mask videos: its ``mask`` is zeros that mask losses and localization metrics leave
+    out); ``label`` long (1 = fake); ``video_id``, ``method``, ``dataset`` str;
     ``identity``, ``frame`` int; ``landmarks`` float32 (68, 2) when present (the pristine target's, so NaN
     for whole-image synthesis; template landmarks for real data sets); ``source`` (3, H, W), the
     pristine frame the fake was made from, when ``return_source`` and one exists (else the image itself).
@@ -524,6 +532,12 @@ class FaceForgeryDataset(_TorchDataset):
         return np.array([r["label"] for r in self.rows], np.int64)
 
     @property
+    def has_mask(self) -> np.ndarray:
+        """(N,) bool: False for the fakes whose true mask is unknown (no mask file, or the real-data
+        loader's ``post == "no-mask"``: FaceShifter, Celeb-DF, DF-TIMIT, a missing mask frame)."""
+        return np.array([_mask_known(r) for r in self.rows], bool)
+
+    @property
     def methods(self) -> list[str]:
         return [r["method"] for r in self.rows]
 
@@ -573,6 +587,7 @@ class FaceForgeryDataset(_TorchDataset):
             "image": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255),
             "mask": mask,
             "label": torch.tensor(r["label"], dtype=torch.long),
+            "has_mask": torch.tensor(_mask_known(r)),
             "video_id": r["video_id"], "method": r["method"], "dataset": r["dataset"],
             "identity": r["identity"], "frame": r["frame"],
         }
@@ -625,6 +640,7 @@ class SelfBlended(_TorchDataset):
             "image": torch.from_numpy(np.ascontiguousarray(fake_u8.transpose(2, 0, 1))).float().div_(255),
             "mask": torch.from_numpy(mask)[None],
             "label": torch.tensor(1, dtype=torch.long),
+            "has_mask": torch.tensor(True),
             "video_id": r["video_id"], "method": "sbi", "dataset": r["dataset"],
             "identity": r["identity"], "frame": r["frame"],
             "landmarks": torch.from_numpy(self.base.landmarks[j].copy()),

@@ -459,7 +459,9 @@ def evaluate(model: nn.Module, dataset: Dataset, *, batch_size: int, device: str
         ``detection``: ``dfnb.metrics.detection_report`` (frame-level, and video-level when
         the items carry ``video_id``; a video is the key ``(dataset, method, video_id)``);
         ``localization``: ``dfnb.metrics.localization_report`` when the model outputs
-        ``mask_logit`` (predicted masks resized to the ground truth's size), else None;
+        ``mask_logit`` (predicted masks resized to the ground truth's size), else None; fakes whose
+        true mask is unknown (items' ``has_mask`` False) are left out and counted (``n_no_mask``),
+        and it is None when no fake has a true mask (Celeb-DF, DF-TIMIT);
         ``loss``: mean ``model.losses(...)["loss"]`` per sample (None without ``losses``);
         ``probs`` (N,) float64 P(fake); ``labels`` (N,) int64; ``keys``: N video keys
         (tuples) or None; ``pred_masks`` (N, 1, H, W) float32 in [0, 1] when the model
@@ -477,7 +479,7 @@ def evaluate(model: nn.Module, dataset: Dataset, *, batch_size: int, device: str
     raw = unwrap(model).to(device).eval()
     loader = DataLoader(dataset, batch_size=batch_size, sampler=SequentialSampler(dataset), num_workers=num_workers,
                         worker_init_fn=worker_init_fn, pin_memory=device.startswith("cuda"))
-    probs, labels, keys, preds, gts = [], [], [], [], []
+    probs, labels, keys, preds, gts, known = [], [], [], [], [], []
     loss_sum, n, has_keys, has_losses = 0.0, 0, True, hasattr(raw, "losses")
     from tqdm.auto import tqdm
 
@@ -503,6 +505,8 @@ def evaluate(model: nn.Module, dataset: Dataset, *, batch_size: int, device: str
                 pm = torch.nn.functional.interpolate(pm, size=gt.shape[-2:], mode="bilinear", align_corners=False)
             preds.append(pm.cpu())
             gts.append(gt.cpu())
+            if "has_mask" in batch:
+                known.append(batch["has_mask"].cpu().view(-1).bool())
         n += b
     p = torch.cat(probs).double().numpy()
     y = torch.cat(labels).long().numpy().reshape(-1)
@@ -516,7 +520,10 @@ def evaluate(model: nn.Module, dataset: Dataset, *, batch_size: int, device: str
                            "probs": p, "labels": y, "keys": keys_out, "n": n}
     if preds:
         pm = torch.cat(preds).numpy()
-        res["localization"] = metrics.localization_report(pm, torch.cat(gts).numpy(), y, threshold=threshold)
+        has_mask = torch.cat(known).numpy() if known and not torch.cat(known).all() else None  # None: all true
+        if has_mask is None or (y[has_mask] == 1).any():  # else no fake has a true mask (Celeb-DF, DF-TIMIT)
+            res["localization"] = metrics.localization_report(pm, torch.cat(gts).numpy(), y, threshold=threshold,
+                                                              has_mask=has_mask)
         if return_masks:
             res["pred_masks"] = pm
     return res

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfnb.registry import register_model
+from dfnb.registry import known_masks, register_model
 
 __all__ = [
     "BinaryDetector",
@@ -350,7 +350,8 @@ class ToyCNN(nn.Module):
 
     ``forward(images)``: (B, 3, H, W) -> ``{"logit": (B,), "features": (B, width)}``
     and, with ``with_mask=True``, ``"mask_logit": (B, 1, H, W)``.
-    ``losses``: ``{"loss", "bce"}`` (+ ``"mask_bce"`` against ``batch["mask"]``, added to the loss).
+    ``losses``: ``{"loss", "bce"}`` (+ ``"mask_bce"`` against ``batch["mask"]`` of the items whose mask is
+    known, added to the loss).
     """
 
     def __init__(self, width: int = 8, with_mask: bool = False, img_size: int = 32) -> None:
@@ -382,7 +383,9 @@ class ToyCNN(nn.Module):
             target = batch["mask"].to(out["mask_logit"].device).float()
             if target.shape[-2:] != out["mask_logit"].shape[-2:]:
                 target = F.interpolate(target, size=out["mask_logit"].shape[-2:], mode="nearest")
-            mask_bce = F.binary_cross_entropy_with_logits(out["mask_logit"], target)
+            known = known_masks(batch, target.shape[0]).to(target.device)
+            mask_bce = (F.binary_cross_entropy_with_logits(out["mask_logit"][known], target[known]) if known.any()
+                        else target.new_zeros(()))
             parts = {"loss": parts["loss"] + mask_bce, "bce": parts["bce"], "mask_bce": mask_bce.detach()}
         return parts
 

@@ -7,7 +7,8 @@ The map target.  ``losses(out, batch)`` reads the target from ``batch[map_key]``
 (B, 1, h, w) float map in [0, 1] produced by the map source under study (``dfnb.models.focus.maps``).  It is
 resized bilinearly to the prediction's size and, with ``zero_real=True`` (the protocol), multiplied by
 1[label = 1] so real faces always supervise an all-zero map.  Pass ``map_key="mask"`` to train on the data
-set's own ground-truth masks.  A batch without that key is an error, never a silent fallback.
+set's own ground-truth masks (fakes whose mask is unknown, ``batch["has_mask"]`` False, are then left out of
+the map loss).  A batch without that key is an error, never a silent fallback.
 
 ``evaluator_effnet`` (Fig. 4)
     An EfficientNet (timm ``efficientnet_b4`` by default, as in the paper; ``efficientnet_lite0`` as a
@@ -43,7 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dfnb.registry import register_model
+from dfnb.registry import known_masks, register_model
 
 
 def _norm_buffers(module: nn.Module, net: nn.Module) -> None:
@@ -141,7 +142,10 @@ class EffNetFPNEvaluator(nn.Module):
         y = batch["label"].to(out["logits"].device).long()
         t = map_target(batch, self.map_key, out["mask_logit"].shape[-2:], self.zero_real).to(out["mask_logit"].device)
         l_cls = F.cross_entropy(out["logits"], y)
-        l_map = F.binary_cross_entropy_with_logits(out["mask_logit"], t)
+        known = (known_masks(batch, t.shape[0]) if self.map_key == "mask" else torch.ones(t.shape[0], dtype=torch.bool))
+        known = known.to(t.device)
+        l_map = (F.binary_cross_entropy_with_logits(out["mask_logit"][known], t[known]) if known.any()
+                 else t.new_zeros(()))
         return {"loss": l_cls + self.lambda_map * l_map, "loss_cls": l_cls.detach(), "loss_map": l_map.detach()}
 
 

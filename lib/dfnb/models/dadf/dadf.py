@@ -15,7 +15,9 @@ the real (or fake, or all) ones for ``L_rec`` from ``batch["label"]`` (rga.py ex
 
 ``L = L_seg + lambda_rec * L_rec + lambda_cls * L_cls`` (Eq. 8, both lambdas 0.1).
 ``L_seg`` is pixel BCE against ``batch["mask"]`` (the paper names no segmentation loss;
-``seg_loss="bce+dice"`` adds a soft Dice term per image), ``L_cls`` BCE on ``batch["label"]``,
+``seg_loss="bce+dice"`` adds a soft Dice term per image), averaged over the faces whose mask is
+known (a fake without a mask video, ``batch["has_mask"]`` False, has no ``L_seg``; :func:`dfnb.registry.known_masks`),
+``L_cls`` BCE on ``batch["label"]``,
 ``L_rec`` Eq. 7 on the noised samples that ``rec_on`` selects (rga.py).
 
 Class balance (``balance=True``, default; the paper says nothing).  FF++ and ``ffpp-syn`` hold
@@ -57,7 +59,7 @@ from dfnb.models.dadf.heads import MaskClassificationHead, TaskHead
 from dfnb.models.dadf.rga import NOISE_STD, REC_ON, ReconstructionGuidedAttention, noise_mask, reconstruction_loss
 from dfnb.models.dadf.sam import (OFFICIAL_TYPES, SAM_CONFIGS, build_sam, count_parameters, decode_masks, load_sam,
                                   trainable_parameter_share)
-from dfnb.registry import register_model
+from dfnb.registry import known_masks, register_model
 
 __all__ = ["DADF", "class_weights", "dadf", "make_sam", "trainable_parameter_share", "count_parameters"]
 
@@ -207,7 +209,9 @@ class DADF(nn.Module):
             p = logits.sigmoid().flatten(1)
             t = mask.flatten(1)
             seg_i = seg_i + 1 - (2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)
-        seg = (w * seg_i).mean()
+        known = known_masks(batch, label.numel()).to(label.device)
+        w_seg = class_weights(label[known]) if self.balance else torch.ones_like(seg_i[known])
+        seg = (w_seg * seg_i[known]).mean() if known.any() else logits.new_zeros(())
         cls = (w * F.binary_cross_entropy_with_logits(out["logit"], label.float(), reduction="none")).mean()
         if self.rga is not None:
             rec = reconstruction_loss(out["feat_clean"], out["feat_noisy"], label, out["noised"], self.rec_on)

@@ -136,7 +136,8 @@ def scores(report: Mapping[str, Any], methods: Sequence[str], families: Mapping[
     """
     loc, det = report.get("localization"), report["detection"]
     if loc is None:
-        raise ValueError("scores: the report has no localization (the model predicts no masks)")
+        raise ValueError("scores: the report has no localization (the model predicts no masks, or no fake of "
+                         "the data set has a true mask)")
     acc = acc_by_method(methods, report["probs"], report["labels"], families)
     return {"PBCA": 100.0 * float(loc["pbca_all"]), "IINC": 100.0 * float(loc["iinc_all"]), "ACC": acc["Average"],
             "AUC": 100.0 * float(det["frame_auc"]), "EER": 100.0 * float(det["frame_eer"])}

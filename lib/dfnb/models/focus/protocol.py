@@ -117,6 +117,10 @@ def source_maps(source: str, ds, model=None, batch_size: int = 16, device: str =
     explains its RGB branch, last block's tokens).
     """
     if source == "gt":
+        unknown = int((~np.asarray(getattr(ds, "has_mask", [True]))).sum())
+        if unknown:
+            raise ValueError(f"source 'gt': {unknown} fakes of this data set have no true mask (no mask video); "
+                             "their all-zero stand-ins would supervise as ground truth")
         return torch.stack([ds[i]["mask"] for i in range(len(ds))]).half()
     if source == "none":
         h, w = ds[0]["image"].shape[-2:]
