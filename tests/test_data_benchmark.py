@@ -231,3 +231,17 @@ def test_cli_synth_bad_input_is_one_line_before_any_work(tmp_path, capsys, bad, 
     assert not (tmp_path / "o").exists()
     with pytest.raises((ValueError, KeyError)):  # --debug: the library's own error
         main(["--debug", "data", "synth", "--out", str(tmp_path / "o")] + bad)
+
+
+def test_an_interrupted_split_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    """Ctrl-C in the middle of `dfnb data synth` (or of the real-data loader): nothing half-written stays."""
+    from dfnb.data import benchmark
+
+    def one_then_ctrl_c(kw, n, workers):
+        yield next(benchmark.iter_split(**kw))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(benchmark, "_samples", one_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        write_split(tmp_path / "s", "ffpp-syn", "val", progress=False, size=48, n_videos=2, frames_per_video=1)
+    assert list(tmp_path.iterdir()) == []

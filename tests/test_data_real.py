@@ -357,3 +357,23 @@ def test_fakes_without_a_mask_video_are_marked(ffpp, tmp_path):
             ("deepfakes", "003_000"): False}
     assert {(r["method"], r["video_id"]): bool(k) for r, k in zip(ds.rows, ds.has_mask)} == want
     assert [bool(ds[i]["has_mask"]) for i in range(len(ds))] == ds.has_mask.tolist()
+
+
+def test_an_interrupted_load_leaves_no_temporary_folder(ffpp, tmp_path):
+    def ctrl_c(image):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        load_real("ffpp", ffpp, split="test", frames_per_video=2, size=32, detector=ctrl_c, cache=tmp_path,
+                  progress=False)
+    assert [p.name for p in (tmp_path / "ffpp").iterdir()] == []
+
+
+def test_lq_of_a_c23_only_tree_is_a_note_not_a_requirement(ffpp):
+    """The ffpp fixture is a c23-only download: a chapter asks missing_quality before its LQ column."""
+    from dfnb.data import missing_quality
+
+    assert missing_quality("ffpp", ffpp, "lq") == f"ffpp under {ffpp} has no LQ (c40) videos"
+    assert missing_quality("ffpp", ffpp, "hq") is None and missing_quality("ffpp", None, "lq") is None
+    with pytest.raises(ValueError, match="quality must be one of"):
+        missing_quality("ffpp", ffpp, "c40")

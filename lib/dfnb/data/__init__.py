@@ -57,3 +57,20 @@ def load_split(synthetic: str, split: str, *, real: str | None = None, root=None
     ds = load_real(real, root, split=split, size=size, frames_per_video=frames_per_video or 8,
                    quality=REAL_QUALITY[quality], methods=real_methods, progress=progress)
     return f"{real} (real)", ds
+
+
+def missing_quality(real: str, root, quality: str) -> str | None:
+    """Why the real set ``real`` under ``root`` has no ``quality`` (hq/lq) videos, e.g. a c23-only FF++
+    download without c40 folders: a chapter then skips that column and prints this note.  None when they
+    are there, or when ``root`` is None (the synthetic set has every quality)."""
+    if root is None:
+        return None
+    if quality not in REAL_QUALITY:
+        raise ValueError(f"quality must be one of {sorted(REAL_QUALITY)}, got {quality!r}")
+    from dfnb.data.real import list_items
+
+    try:
+        list_items(real, root, "all", quality=REAL_QUALITY[quality])
+    except FileNotFoundError:
+        return f"{real} under {root} has no {quality.upper()} ({REAL_QUALITY[quality]}) videos"
+    return None

@@ -35,6 +35,7 @@ wdf-syn          WildDeepfake            "wild" renderer (any pose/light, soft f
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -317,6 +318,20 @@ def default_workers() -> int:
     return max(1, int(os.environ.get("DFNB_DATA_WORKERS", "1")))
 
 
+@contextlib.contextmanager
+def scratch(tmp: Path):
+    """Make the temporary folder ``tmp`` (a stale one of this process id is replaced) and remove it when
+    the block raises, Ctrl-C included; on success :func:`publish` has moved it away."""
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def publish(tmp: Path, out_dir: Path, overwrite: bool) -> None:
     """Move a finished temporary folder to ``out_dir`` atomically.  An existing ``out_dir`` is replaced
     only if ``overwrite`` (or if it is an unfinished cache without meta.json); a finished cache that
@@ -355,45 +370,45 @@ def write_split(out_dir: str | Path, name: str, split: str, *, size: int = 128, 
                   quality=Q.ALIASES.get(quality, quality), seed=int(seed), methods=list(_methods(spec, methods)))
     total = count_faces(name, split, n_videos, frames_per_video, methods)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    (tmp / "images").mkdir(parents=True)
-    (tmp / "masks").mkdir()
-    rows, lms, key_to_row = [], [], {}
-    t0 = time.perf_counter()
-    png = [cv2.IMWRITE_PNG_COMPRESSION, 1]
-    counts: dict[str, int] = {}
-    kw = dict(name=name, split=split, size=size, n_videos=n_videos, frames_per_video=frames_per_video,
-              quality=quality, seed=seed, methods=methods)
-    n = spec.n_videos[split] if n_videos is None else int(n_videos)
-    for s in tqdm(_samples(kw, n, default_workers() if workers is None else int(workers)), total=total, desc=f"{name}/{split}", disable=not progress, unit="face"):
-        i = len(rows)
-        img_rel = f"images/{i:06d}.png"
-        if not cv2.imwrite(str(tmp / img_rel), cv2.cvtColor(s["image"], cv2.COLOR_RGB2BGR), png):
-            raise OSError(f"could not write {tmp / img_rel}")
-        mask_rel = ""
-        if s["mask"] is not None:
-            mask_rel = f"masks/{i:06d}.png"
-            cv2.imwrite(str(tmp / mask_rel), s["mask"], png)
-        key_to_row[s["key"]] = i
-        rows.append(dict(image=img_rel, mask=mask_rel, label=s["label"], method=s["method"], video_id=s["video_id"],
-                         dataset=name, identity=s["identity"], frame=s["frame"],
-                         source_row=key_to_row.get(s["source_key"], -1) if s["source_key"] else -1,
-                         source_identity=s["source_identity"], post=s["post"]))
-        lms.append(s["landmarks"])
-        counts[s["method"]] = counts.get(s["method"], 0) + 1
-    dt = time.perf_counter() - t0
-    with open(tmp / "index.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=INDEX_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    np.save(tmp / "landmarks.npy", np.stack(lms).astype(np.float32))
-    nbytes = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
-    meta = dict(params=params, imitates=spec.imitates, style=spec.style.name, counts=counts, n_faces=len(rows),
-                seconds=round(dt, 3), faces_per_s=round(len(rows) / max(dt, 1e-9), 1), bytes=nbytes,
-                data_version=DATA_VERSION, skipped=[])
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    publish(tmp, out_dir, overwrite)
+    with scratch(tmp):  # removed again if anything fails or Ctrl-C stops it
+        (tmp / "images").mkdir()
+        (tmp / "masks").mkdir()
+        rows, lms, key_to_row = [], [], {}
+        t0 = time.perf_counter()
+        png = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+        counts: dict[str, int] = {}
+        kw = dict(name=name, split=split, size=size, n_videos=n_videos, frames_per_video=frames_per_video,
+                  quality=quality, seed=seed, methods=methods)
+        n = spec.n_videos[split] if n_videos is None else int(n_videos)
+        jobs = _samples(kw, n, default_workers() if workers is None else int(workers))
+        for s in tqdm(jobs, total=total, desc=f"{name}/{split}", disable=not progress, unit="face"):
+            i = len(rows)
+            img_rel = f"images/{i:06d}.png"
+            if not cv2.imwrite(str(tmp / img_rel), cv2.cvtColor(s["image"], cv2.COLOR_RGB2BGR), png):
+                raise OSError(f"could not write {tmp / img_rel}")
+            mask_rel = ""
+            if s["mask"] is not None:
+                mask_rel = f"masks/{i:06d}.png"
+                cv2.imwrite(str(tmp / mask_rel), s["mask"], png)
+            key_to_row[s["key"]] = i
+            rows.append(dict(image=img_rel, mask=mask_rel, label=s["label"], method=s["method"], video_id=s["video_id"],
+                             dataset=name, identity=s["identity"], frame=s["frame"],
+                             source_row=key_to_row.get(s["source_key"], -1) if s["source_key"] else -1,
+                             source_identity=s["source_identity"], post=s["post"]))
+            lms.append(s["landmarks"])
+            counts[s["method"]] = counts.get(s["method"], 0) + 1
+        dt = time.perf_counter() - t0
+        with open(tmp / "index.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=INDEX_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+        np.save(tmp / "landmarks.npy", np.stack(lms).astype(np.float32))
+        nbytes = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+        meta = dict(params=params, imitates=spec.imitates, style=spec.style.name, counts=counts, n_faces=len(rows),
+                    seconds=round(dt, 3), faces_per_s=round(len(rows) / max(dt, 1e-9), 1), bytes=nbytes,
+                    data_version=DATA_VERSION, skipped=[])
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        publish(tmp, out_dir, overwrite)
     log.info("wrote %d faces of %s/%s to %s in %.1fs", len(rows), name, split, out_dir, dt)
     return meta
 

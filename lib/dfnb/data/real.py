@@ -47,7 +47,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -461,7 +460,7 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
     """
     from tqdm.auto import tqdm
 
-    from dfnb.data.benchmark import DATA_VERSION, INDEX_FIELDS, FaceForgeryDataset, publish, repo_root
+    from dfnb.data.benchmark import DATA_VERSION, INDEX_FIELDS, FaceForgeryDataset, publish, repo_root, scratch
 
     items = list_items(name, root, split, quality, methods, splits_dir)
     if max_videos is not None:
@@ -485,79 +484,80 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
     if (out / "meta.json").exists():
         return _loaded(FaceForgeryDataset(out))
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    (tmp / "images").mkdir(parents=True)
-    (tmp / "masks").mkdir()
-    rows, lms, skipped, doubtful = [], [], [], []
-    t0 = time.perf_counter()
-    for it in tqdm(items, desc=f"{name}/{split}", disable=not progress, unit="video"):
-        try:
-            idx, frames = read_frames(it.path, frames_per_video)
-            masks = None
-            if it.mask:
-                try:
-                    if Path(it.mask).suffix.lower() in VIDEO_EXT:
-                        midx, mframes = read_frames(it.mask, 0, indices=idx)
-                        masks = dict(zip(midx, mframes))
-                    else:
-                        masks = {0: read_frames(it.mask, 1)[1][0]}
-                except VideoError as e:
-                    skipped.append({"path": it.mask, "reason": f"mask unreadable ({e}); video kept without mask"})
-        except VideoError as e:
-            skipped.append({"path": it.path, "reason": f"unreadable: {e}"})
-            continue
-        kept = 0
-        found = [det(frame) for frame in frames]
-        for fi, frame, boxes, doubt in zip(idx, frames, found, facebox.doubtful(found)):
-            if not boxes:
-                skipped.append({"path": it.path, "frame": fi, "reason": "no face in frame"})
+    with scratch(tmp):  # removed again if anything fails or Ctrl-C stops it
+        (tmp / "images").mkdir()
+        (tmp / "masks").mkdir()
+        rows, lms, skipped, doubtful = [], [], [], []
+        t0 = time.perf_counter()
+        for it in tqdm(items, desc=f"{name}/{split}", disable=not progress, unit="video"):
+            try:
+                idx, frames = read_frames(it.path, frames_per_video)
+                masks = None
+                if it.mask:
+                    try:
+                        if Path(it.mask).suffix.lower() in VIDEO_EXT:
+                            midx, mframes = read_frames(it.mask, 0, indices=idx)
+                            masks = dict(zip(midx, mframes))
+                        else:
+                            masks = {0: read_frames(it.mask, 1)[1][0]}
+                    except VideoError as e:
+                        skipped.append({"path": it.mask, "reason": f"mask unreadable ({e}); video kept without mask"})
+            except VideoError as e:
+                skipped.append({"path": it.path, "reason": f"unreadable: {e}"})
                 continue
-            box = boxes[0][:4]
-            if doubt:
-                doubtful.append({"path": it.path, "frame": fi, "row": len(rows), "reason": doubt})
-            m = None
-            if masks is not None:
-                mi = fi if Path(it.mask).suffix.lower() in VIDEO_EXT else 0
-                if mi in masks:
-                    m = masks[mi]
-                else:
-                    skipped.append({"path": it.mask, "frame": fi, "reason": "mask video shorter than video; mask zero"})
-            crop, mcrop, M = crop_face(frame, box, size, margin, m)
-            lm = L.fit_template(box) @ M[:, :2].T + M[:, 2]
-            i = len(rows)
-            cv2.imwrite(str(tmp / "images" / f"{i:06d}.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
-            mask_rel = ""
-            if it.label == 1:
-                mask_rel = f"masks/{i:06d}.png"
-                mm = mcrop if mcrop is not None else np.zeros((size, size), np.uint8)
-                cv2.imwrite(str(tmp / mask_rel), mm)
-            rows.append(dict(image=f"images/{i:06d}.png", mask=mask_rel, label=it.label, method=it.method,
-                             video_id=it.video_id, dataset=name, identity=-1, frame=fi, source_row=-1,
-                             source_identity=-1, post=("" if it.label == 0 or mcrop is not None else "no-mask")))
-            lms.append(lm.astype(np.float32))
-            kept += 1
-        if kept == 0:
-            skipped.append({"path": it.path, "reason": "no face in any sampled frame; video skipped"})
-    if not rows:
-        shutil.rmtree(tmp, ignore_errors=True)
-        reasons = {}
-        for s in skipped:
-            reasons[s["reason"].split(":")[0]] = reasons.get(s["reason"].split(":")[0], 0) + 1
-        raise RuntimeError(f"load_real({name!r}): every one of {len(items)} videos was skipped: {reasons}")
-    with open(tmp / "index.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=INDEX_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    np.save(tmp / "landmarks.npy", np.stack(lms))
-    n_vid_skip = sum(1 for s in skipped if "frame" not in s and ("unreadable" in s["reason"] or "video skipped" in s["reason"]))
-    meta = dict(params=dict(name=name, root=str(root), split=split, frames_per_video=frames_per_video, size=size,
-                            margin=margin, detector=det_name, quality=quality, methods=methods, max_videos=max_videos),
-                n_items=len(items), n_faces=len(rows), skipped=skipped, videos_skipped=n_vid_skip,
-                detector=det_name, doubtful=doubtful,
-                seconds=round(time.perf_counter() - t0, 2), data_version=DATA_VERSION)
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    publish(tmp, out, overwrite=False)
+            kept = 0
+            found = [det(frame) for frame in frames]
+            for fi, frame, boxes, doubt in zip(idx, frames, found, facebox.doubtful(found)):
+                if not boxes:
+                    skipped.append({"path": it.path, "frame": fi, "reason": "no face in frame"})
+                    continue
+                box = boxes[0][:4]
+                if doubt:
+                    doubtful.append({"path": it.path, "frame": fi, "row": len(rows), "reason": doubt})
+                m = None
+                if masks is not None:
+                    mi = fi if Path(it.mask).suffix.lower() in VIDEO_EXT else 0
+                    if mi in masks:
+                        m = masks[mi]
+                    else:
+                        skipped.append({"path": it.mask, "frame": fi,
+                                        "reason": "mask video shorter than video; mask zero"})
+                crop, mcrop, M = crop_face(frame, box, size, margin, m)
+                lm = L.fit_template(box) @ M[:, :2].T + M[:, 2]
+                i = len(rows)
+                cv2.imwrite(str(tmp / "images" / f"{i:06d}.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+                mask_rel = ""
+                if it.label == 1:
+                    mask_rel = f"masks/{i:06d}.png"
+                    mm = mcrop if mcrop is not None else np.zeros((size, size), np.uint8)
+                    cv2.imwrite(str(tmp / mask_rel), mm)
+                rows.append(dict(image=f"images/{i:06d}.png", mask=mask_rel, label=it.label, method=it.method,
+                                 video_id=it.video_id, dataset=name, identity=-1, frame=fi, source_row=-1,
+                                 source_identity=-1, post=("" if it.label == 0 or mcrop is not None else "no-mask")))
+                lms.append(lm.astype(np.float32))
+                kept += 1
+            if kept == 0:
+                skipped.append({"path": it.path, "reason": "no face in any sampled frame; video skipped"})
+        if not rows:  # (scratch removes tmp)
+            reasons = {}
+            for s in skipped:
+                reasons[s["reason"].split(":")[0]] = reasons.get(s["reason"].split(":")[0], 0) + 1
+            raise RuntimeError(f"load_real({name!r}): every one of {len(items)} videos was skipped: {reasons}")
+        with open(tmp / "index.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=INDEX_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+        np.save(tmp / "landmarks.npy", np.stack(lms))
+        n_vid_skip = sum(1 for s in skipped
+                         if "frame" not in s and ("unreadable" in s["reason"] or "video skipped" in s["reason"]))
+        meta = dict(params=dict(name=name, root=str(root), split=split, frames_per_video=frames_per_video, size=size,
+                                margin=margin, detector=det_name, quality=quality, methods=methods,
+                                max_videos=max_videos),
+                    n_items=len(items), n_faces=len(rows), skipped=skipped, videos_skipped=n_vid_skip,
+                    doubtful=doubtful,
+                    seconds=round(time.perf_counter() - t0, 2), data_version=DATA_VERSION)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        publish(tmp, out, overwrite=False)
     if skipped or doubtful:
         msg = (f"load_real({name!r}): kept {len(rows)} faces from {len(items)} items with the {det_name} detector, "
                f"{len(doubtful)} of them doubtful; skipped {n_vid_skip} videos and "
