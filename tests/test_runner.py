@@ -247,6 +247,7 @@ def test_force_archives_only_a_run_and_never_nests(book, tmp_path):
 @pytest.mark.parametrize("override, message", [
     ({"n_videos": 0}, "'n_videos' must be >= 1, got 0"),
     ({"lr": float("nan")}, "'lr' must be a finite number"),
+    ({"seed": -1}, "'seed' must be >= 0, got -1"),  # was a traceback from inside the kernel
 ])
 def test_counts_out_of_range_are_one_line_errors(book, override, message):
     with pytest.raises(runner.ParameterError, match=re.escape(message)):
@@ -330,3 +331,22 @@ def test_plain_papermill_refused_into_the_same_output_keeps_the_earlier_executed
     assert kept.read_bytes() == before
     injected = papermill(2, "out2.ipynb", "--inject-paths")  # papermill's own parameters are not the chapter's
     assert injected.returncode == 0, injected.stderr[-2000:]
+
+
+def test_a_chapter_that_fails_is_one_line_on_the_command_line(book, monkeypatch, capsys):
+    """A wrong data root (or any error in a cell) stops the chapter: `dfnb run` says so in one line each for
+    the error and where its traceback is, exit 1, not papermill's two tracebacks."""
+    import papermill as pm
+
+    from dfnb.cli import main
+
+    def broken(src, dst, **kw):
+        raise pm.PapermillExecutionError(3, 4, "x", "FileNotFoundError", "load_real('celebdf', root='/x'): ...", [])
+
+    monkeypatch.setattr(pm, "execute_notebook", broken)
+    assert main(["run", "01", "--profile", "smoke"]) == 1
+    err = capsys.readouterr().err
+    assert "failed (FileNotFoundError: load_real('celebdf', root='/x')" in err and "stopped in cell [4]" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 2
+    with pytest.raises(pm.PapermillExecutionError):
+        main(["--debug", "run", "01", "--profile", "smoke", "--force"])

@@ -236,7 +236,7 @@ def validate(specs: dict[str, ParamSpec], overrides: dict[str, Any]) -> dict[str
 
 
 # parameters whose name says what they count: each must be >= its minimum, whatever the chapter
-_AT_LEAST = {"n_videos": 1, "frames_per_video": 1, "size": 8, "steps": 1, "batch_size": 1, "epochs": 1,
+_AT_LEAST = {"seed": 0, "n_videos": 1, "frames_per_video": 1, "size": 8, "steps": 1, "batch_size": 1, "epochs": 1,
              "n_seeds": 1, "calib_seeds": 1, "calib_videos": 1, "calib_epochs": 1, "calib_size": 8,
              "min_test_faces": 1, "threads": 1}
 _RANGE_SUFFIXES = ("_epochs", "_steps", "_videos", "_batch_size", "_seeds")
@@ -855,6 +855,15 @@ def _cli(args) -> int:
             raise ParameterError(f"-p expects KEY=VALUE, got {kv!r}")
         k, v = kv.split("=", 1)
         overrides[k.strip()] = parse_value(v)
-    out = execute(args.chapter, args.profile, overrides, out_dir=args.out, force=args.force)
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        out = execute(args.chapter, args.profile, overrides, out_dir=args.out, force=args.force)
+    except PapermillExecutionError as e:  # the line above (_close_failed) named the error and the run
+        if getattr(args, "debug", False):
+            raise
+        print(f"dfnb run: error: the chapter stopped in cell [{e.exec_count}]; its traceback is in the executed "
+              "notebook (dfnb --debug run ... prints it here)", file=sys.stderr)
+        return 1
     print(out)
     return 0
