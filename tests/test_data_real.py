@@ -377,3 +377,22 @@ def test_lq_of_a_c23_only_tree_is_a_note_not_a_requirement(ffpp):
     assert missing_quality("ffpp", ffpp, "hq") is None and missing_quality("ffpp", None, "lq") is None
     with pytest.raises(ValueError, match="quality must be one of"):
         missing_quality("ffpp", ffpp, "c40")
+
+
+def test_sizes_and_splits_a_set_does_not_have_are_errors(tmp_path):
+    """size=0 wrote empty crops, frames_per_video=0 read as 'unreadable', Celeb-DF split='val' and DFDC
+    split='val' quietly gave the whole set (Celeb-DF) or its training parts (DFDC)."""
+    root = tmp_path / "cdf"
+    _write_video(root / "Celeb-real/id0_0000.avi", _face_frames(2))
+    (root / "List_of_testing_videos.txt").write_text("1 Celeb-real/id0_0000.avi\n")
+    for kw, msg in (({"size": 0}, "size must be an integer >= 8, got 0"),
+                    ({"frames_per_video": 0}, "frames_per_video must be an integer >= 1, got 0"),
+                    ({"margin": 0.0}, "margin must be > 0")):
+        with pytest.raises(ValueError, match=msg):
+            load_real("celebdf", root, cache=tmp_path / "c", progress=False, **kw)
+    with pytest.raises(ValueError, match="Celeb-DF v2 has the splits 'test'.*not 'val'"):
+        list_items("celebdf", root, "val")
+    (tmp_path / "dfdc/test").mkdir(parents=True)
+    with pytest.raises(ValueError, match="DFDC has the splits 'train' .* and 'test', not 'val'"):
+        list_items("dfdc", tmp_path / "dfdc", "val")
+    assert not (tmp_path / "c").exists()

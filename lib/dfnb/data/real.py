@@ -187,6 +187,9 @@ def list_items(name: str, root, split: str = "test", quality: str = "c23", metho
         _whole_set_only(name, split)
         return _ffpp_like(root, name, "all", quality, methods, "actors", ["real", "dfd"])
     if name == "celebdf":
+        if split not in ("train", "test", "all"):
+            raise ValueError(f"Celeb-DF v2 has the splits 'test' (List_of_testing_videos.txt), 'train' (the other "
+                             f"videos) and 'all', not {split!r}")
         lst = root / "List_of_testing_videos.txt"
         dirs = [root / d for d in ("Celeb-real", "YouTube-real", "Celeb-synthesis")]
         if not any(d.is_dir() for d in dirs):
@@ -213,6 +216,8 @@ def list_items(name: str, root, split: str = "test", quality: str = "c23", metho
                 items.append(Item(str(p), int(fake), "celebdf" if fake else "real", f"{d.name}/{p.stem}"))
         return items
     if name == "dfdc":
+        if split not in ("train", "test"):
+            raise ValueError(f"DFDC has the splits 'train' (its training parts) and 'test', not {split!r}")
         items = []
         if split == "test":
             lab = root / "test" / "labels.csv"
@@ -462,6 +467,11 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
 
     from dfnb.data.benchmark import DATA_VERSION, INDEX_FIELDS, FaceForgeryDataset, publish, repo_root, scratch
 
+    for what, v, low in (("frames_per_video", frames_per_video, 1), ("size", size, 8)):
+        if not isinstance(v, int) or v < low:
+            raise ValueError(f"load_real: {what} must be an integer >= {low}, got {v!r}")
+    if not margin > 0:
+        raise ValueError(f"load_real: margin must be > 0, got {margin!r}")
     items = list_items(name, root, split, quality, methods, splits_dir)
     if max_videos is not None:
         items = items[: int(max_videos)]
