@@ -304,7 +304,7 @@ def test_evaluate_leaves_fakes_without_a_true_mask_out_of_localization():
     class NoMasks(ToyFaces):  # Celeb-DF: no fake has a true mask; detection only
         def __getitem__(self, i):
             it = super().__getitem__(i)
-            return {**it, "mask": it["mask"] * 0, "has_mask": torch.tensor(it["label"] == 0)}
+            return {**it, "mask": it["mask"] * 0, "has_mask": it["label"] == 0}
 
     res = evaluate(m, NoMasks(8, seed=1, split="val"), batch_size=4, device="cpu", progress=False)
     assert res["localization"] is None and res["detection"]["frame_auc"] >= 0
