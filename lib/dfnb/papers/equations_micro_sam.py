@@ -32,6 +32,12 @@ ROWS: tuple[Equation, ...] = (
              "dfnb.models.dadf.pretrain._prompt_losses", _T + "test_prompt_losses_by_hand",
              "per prompt: the chosen output's mask loss plus the squared error of the IoU head's "
              "score s; pretrain_micro_sam averages over the step's n prompts"),
+    Equation("L_distill", r"\mathcal{L}_{\mathrm{distill}} = \mathrm{mean}\big(W\,\mathrm{pool}_{h}(e) + b"
+             r" - \tfrac{t - \mu}{\sigma}\big)^2,\quad \mathcal{L} + \lambda\,\mathcal{L}_{\mathrm{distill}}",
+             "dfnb.models.dadf.distill.Distiller.forward", "tests/test_dadf_distill.py::test_distillation_loss_by_hand",
+             "optional (teacher=None by default), after MobileSAM: encoder output e (after the neck) pooled to the "
+             "grid of a frozen ImageNet EfficientNet-lite's stage map t, mu and sigma per channel over every map "
+             "seen; the 1x1 projection W, b is trained and not saved"),
     Equation("IoU", r"\mathrm{IoU} = \frac{|P \cap M|}{|P \cup M|},\quad P = [z_{\hat k} > 0],\ "
              r"\hat k = \arg\max_k \hat s_k \ \text{(point)}",
              "dfnb.models.dadf.pretrain.segment_parts",

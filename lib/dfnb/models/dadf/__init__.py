@@ -7,6 +7,7 @@
 - ``dadf``       the full model, ``create_model("dadf", ...)`` (Eq. 8)
 - ``baselines``  ``sam_full_ft``, ``sam_lora``, ``sam_prompt`` in the same harness
 - ``pretrain``   micro-SAM promptable-segmentation pretraining (point / box prompts)
+- ``distill``    its optional feature distillation from a frozen ImageNet teacher (after MobileSAM)
 - ``study``      the chapter's protocol: train one model, PBCA / IINC / per-manipulation ACC, ablation plan
 """
 from .adapter import VARIANTS, AdaptedEncoder, MultiscaleAdapter, receptive_field  # noqa: F401

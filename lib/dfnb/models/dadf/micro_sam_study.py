@@ -193,12 +193,16 @@ def parts_figure(image, parts: Sequence, names: Sequence[str]):
 
 
 def pretraining_curves(hist: Mapping[str, Any]):
-    """Loss and training IoU per step (faint) with a running mean over ~1/20 of the steps."""
+    """Loss and training IoU per step (faint) with a running mean over ~1/20 of the steps; a distilled
+    pretraining (``hist["distill"]``) gets a third panel, the distillation loss."""
     import matplotlib.pyplot as plt
 
     k = max(1, len(hist["loss"]) // 20)
-    fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
-    for ax, key, title in zip(axes, ("loss", "iou"), ("pretraining loss", "training IoU (box + point prompts)")):
+    panels = [("loss", "pretraining loss"), ("iou", "training IoU (box + point prompts)")]
+    if "distill" in hist:
+        panels.append(("distill", "distillation loss (teacher features)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 2.8))
+    for ax, (key, title) in zip(axes, panels):
         v = np.asarray(hist[key], dtype=float)
         ax.plot(v, alpha=0.3)
         ax.plot(np.arange(k - 1, len(v)), np.convolve(v, np.ones(k) / k, mode="valid"))
@@ -260,7 +264,8 @@ def pretrained(n_train_faces: int, seed: int, size: int, *, cache=True, meta: Ma
     defaults of :func:`~dfnb.models.dadf.pretrain.pretrain_micro_sam` filled in, the seed, and the source
     of the code it imports, as for :func:`dfnb.experiments.train_seeded`); an identical call loads it.
     ``train_seconds`` is the pretraining's own time, measured when it ran.  ``cache=False`` trains
-    into a temporary folder every time.
+    into a temporary folder every time.  A distilled pretraining (``teacher="efficientnet_lite0"``,
+    ``distill_weight``, ``teacher_stage``) is keyed on those options like any other argument.
     """
     import inspect
     import json

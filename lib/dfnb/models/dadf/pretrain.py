@@ -15,6 +15,10 @@ trained; box prompts use the single-mask output.  Loss per prompt: pixel BCE + s
 the mask (upsampled to the input size) + MSE of the IoU head against the mask's real IoU.
 (SAM used focal + Dice at 20:1 and iterative re-prompting; we keep it short.)
 
+Optional feature distillation (``teacher="efficientnet_lite0"``, after MobileSAM): the loss gains
+``distill_weight * L_distill``, the encoder's output against a frozen ImageNet teacher's features
+of the same images (:mod:`dfnb.models.dadf.distill`; the learned projection is not saved).
+
 Images: ``(3, H, W)`` tensors or ``(H, W, 3)`` arrays, float in [0, 1] or uint8; masks
 ``(H, W)``, bool / {0, 1} / float (> 0.5 is inside).  Both are resized to ``img_size``.
 Empty masks cannot be prompted: they are skipped and counted in the returned history;
@@ -32,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from dfnb.models.dadf.distill import DEFAULT_STAGE, Distiller, FeatureTeacher, check_distill
 from dfnb.models.dadf.sam import build_sam, decode_masks, save_micro_sam
 
 __all__ = ["pretrain_micro_sam", "promptable_miou", "segment_parts", "point_prompt", "box_prompt"]
@@ -136,7 +141,8 @@ def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: i
                        box_jitter: float = 0.1, masks_per_image: int = 4, sam=None, seed: int = 0,
                        device: str = "cpu",
                        save_path: str | os.PathLike | None = None, meta: dict | None = None,
-                       progress: bool = True):
+                       progress: bool = True, teacher: str | None = None, distill_weight: float = 1.0,
+                       teacher_stage: str = DEFAULT_STAGE):
     """Train a micro-SAM (all of it) on promptable segmentation; returns ``(sam, history)``.
 
     Args:
@@ -148,20 +154,33 @@ def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: i
         sam: a SAM to continue from (default: a new micro-SAM at ``img_size``).
         save_path: where to write the result with :func:`save_micro_sam` (must not exist).
         meta: extra plain values stored with the checkpoint (e.g. the data set's name).
+        teacher: ``None`` (segmentation only) or a frozen ImageNet teacher to distil from
+            (``"efficientnet_lite0"``, ``_lite1``, ``_lite2``; :mod:`dfnb.models.dadf.distill`).
+        distill_weight: weight of ``L_distill`` in the loss (>= 0).  teacher_stage: the teacher's
+            stage whose output is the target (default ``blocks.5``: stride 32, 192 channels in lite0).
     Returns:
-        the SAM in eval mode, and ``history`` with per-step ``loss`` and ``iou`` lists,
+        the SAM in eval mode, and ``history`` with per-step ``loss`` (the promptable-segmentation
+        loss) and ``iou`` lists, with a teacher also ``distill`` (unweighted ``L_distill`` per step),
         ``steps``, ``images_seen``, ``empty_masks_skipped`` (counted at every visit of an image).
     """
+    check_distill(teacher, distill_weight, teacher_stage)
     if save_path is not None and os.path.exists(save_path):
         raise FileExistsError(f"{save_path} exists; remove it or choose another path")
+    # built before seeding: its random initialisation is overwritten by the ImageNet weights
+    teacher_net = FeatureTeacher(teacher, teacher_stage) if teacher is not None else None
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     sam = (sam if sam is not None else build_sam("micro", img_size)).to(device).train()
     size = sam.image_encoder.img_size
-    opt = torch.optim.AdamW([p for p in sam.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    params = [p for p in sam.parameters() if p.requires_grad]
+    distiller = None
+    if teacher_net is not None:  # its projection is trained with the SAM but is no part of it
+        distiller = Distiller(teacher_net, sam.image_encoder.neck[0].out_channels).to(device)
+        params += list(distiller.proj.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
     stats = {"images_seen": 0, "empty_masks_skipped": 0}
-    hist: dict[str, Any] = {"loss": [], "iou": []}
+    hist: dict[str, Any] = {"loss": [], "iou": []} if distiller is None else {"loss": [], "iou": [], "distill": []}
     if masks_per_image < 1:
         raise ValueError(f"masks_per_image must be >= 1, got {masks_per_image}")
     stream = _samples(samples, size, masks_per_image, gen, stats)
@@ -173,8 +192,8 @@ def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: i
         images = torch.stack([p[0] for p in pairs]).to(device)
         masks = torch.cat([p[1] for p in pairs]).to(device)  # (B*k, S, S)
         use_box = torch.rand(len(masks), generator=gen) < box_prob
-        emb = sam.image_encoder((images - sam.pixel_mean) / sam.pixel_std)
-        emb = emb.repeat_interleave(masks_per_image, dim=0)  # one encoder pass, k prompts per image
+        feats = sam.image_encoder((images - sam.pixel_mean) / sam.pixel_std)  # (B, C, g, g), after the neck
+        emb = feats.repeat_interleave(masks_per_image, dim=0)  # one encoder pass, k prompts per image
         parts = []  # (per-prompt losses, IoUs) for the point group and the box group
         for sel, is_box in ((~use_box, False), (use_box, True)):
             if not sel.any():
@@ -188,8 +207,13 @@ def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: i
                 parts.append(_prompt_losses(sam, emb[sel.to(device)], ms, prompt, None))
         losses, ious = zip(*parts)
         loss = torch.cat(losses).mean()
+        total = loss
+        if distiller is not None:
+            distill = distiller(feats, images)
+            total = loss + distill_weight * distill
+            hist["distill"].append(float(distill.detach()))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         opt.step()
         sched.step()
         done += 1
@@ -200,9 +224,12 @@ def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: i
     hist.update(steps=done, **stats)
     sam.eval()
     if save_path is not None:
+        extra = {} if distiller is None else dict(teacher=teacher, distill_weight=distill_weight,
+                                                  teacher_stage=teacher_stage,
+                                                  final_distill=hist["distill"][-1] if done else None)
         save_micro_sam(sam, save_path, dict(meta or {}, steps=done, lr=lr, batch_size=batch_size, seed=seed,
                                             box_prob=box_prob, masks_per_image=masks_per_image,
-                                            final_loss=hist["loss"][-1] if done else None))
+                                            final_loss=hist["loss"][-1] if done else None, **extra))
     return sam, hist
 
 
