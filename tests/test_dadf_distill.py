@@ -87,7 +87,7 @@ def test_distilled_pretraining_lowers_the_loss_and_saves_no_projection(tmp_path)
                                    img_size=32, teacher="efficientnet_lite0", distill_weight=2.0, save_path=path,
                                    progress=False)
     d = hist["distill"]  # the same two faces every step: a fixed target
-    assert len(d) == 15 and np.isfinite(d).all() and np.mean(d[-3:]) < 0.5 * d[0]
+    assert len(d) == 15 and np.isfinite(d).all() and np.mean(d[-3:]) < 0.6 * d[0]
     saved = torch.load(path, map_location="cpu", weights_only=True)
     assert set(saved["state_dict"]) == set(build_sam("micro", 32).state_dict())  # no projection
     assert saved["meta"]["teacher"] == "efficientnet_lite0" and saved["meta"]["distill_weight"] == 2.0
@@ -122,7 +122,7 @@ def test_pretrained_keys_its_cache_on_the_teacher(tmp_path):
     assert again[4] and again[3] == dist[3] and again[1] == dist[1]
     assert not study.pretrained(2, 0, 64, teacher="efficientnet_lite0", distill_weight=0.5, **kw)[4]
     key = json.loads((dist[3].parent / "key.json").read_text())
-    assert key["pretrain"]["teacher"] == "efficientnet_lite0" and key["pretrain"]["teacher_stage"] == "blocks.5"
+    assert key["pretrain"]["teacher"] == "efficientnet_lite0" and key["pretrain"]["teacher_stage"] == "blocks.4"
     assert "dfnb.models.dadf.distill" in key["code_modules"]
 
 

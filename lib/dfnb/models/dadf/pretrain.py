@@ -157,7 +157,7 @@ def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: i
         teacher: ``None`` (segmentation only) or a frozen ImageNet teacher to distil from
             (``"efficientnet_lite0"``, ``_lite1``, ``_lite2``; :mod:`dfnb.models.dadf.distill`).
         distill_weight: weight of ``L_distill`` in the loss (>= 0).  teacher_stage: the teacher's
-            stage whose output is the target (default ``blocks.5``: stride 32, 192 channels in lite0).
+            stage whose output is the target (default ``blocks.4``: stride 16, 112 channels in lite0).
     Returns:
         the SAM in eval mode, and ``history`` with per-step ``loss`` (the promptable-segmentation
         loss) and ``iou`` lists, with a teacher also ``distill`` (unweighted ``L_distill`` per step),
