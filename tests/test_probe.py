@@ -7,6 +7,15 @@ from torch import nn
 from dfnb import probe
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # small convolutions on a shared 2-core machine: one thread avoids OpenMP waits
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_pool_is_mean_and_std_over_space_in_either_layout():
     h = torch.tensor([[[[1.0, 3.0], [5.0, 7.0]], [[2.0, 2.0], [2.0, 2.0]]]])  # (1, 2, 2, 2)
     # channel 0: mean 4, population std sqrt(5); channel 1: mean 2, std 0
@@ -63,3 +72,40 @@ def test_probe_auc_matches_a_hand_separable_case_and_checks_shapes():
     assert probe.probe_auc(x, y, -x, y) == 0.0  # the same rule on mirrored test features ranks them backwards
     with pytest.raises(ValueError, match="one F"):
         probe.probe_auc(x, y, np.ones((4, 2)), y)
+
+
+class _Bright(torch.utils.data.Dataset):
+    """32 px images whose brightness the label sets (fakes brighter)."""
+
+    def __init__(self, n, seed):
+        g = torch.Generator().manual_seed(seed)
+        self.y = torch.arange(n) % 2
+        self.x = torch.rand(n, 3, 32, 32, generator=g) * 0.5 + 0.3 * self.y.view(-1, 1, 1, 1)
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return {"image": self.x[i], "label": self.y[i]}
+
+
+def test_probe_encoders_probes_every_layer_of_a_sam_and_an_efficientnet_with_its_stride():
+    import timm
+
+    from dfnb.models.dadf.sam import build_sam
+
+    torch.manual_seed(0)
+    sam, lite = build_sam("micro", 32), timm.create_model("efficientnet_lite0", num_classes=0)
+    t = probe.probe_encoders({"sam": sam, "lite": lite}, _Bright(40, 0), _Bright(40, 1), batch_size=16)
+    rows = {(r.encoder, r.layer): r.features for r in t.itertuples()}
+    assert [layer for enc, layer in rows if enc == "sam"] == [
+        "patch embedding (stride 8)", *[f"block {i} (stride 8)" for i in range(1, 5)], "neck (stride 8)"]
+    assert rows["sam", "block 1 (stride 8)"] == 2 * 192 and rows["sam", "neck (stride 8)"] == 2 * 128
+    strides = [2, 4, 8, 16, 16, 32, 32]  # EfficientNet-lite0's seven stages
+    assert [layer for enc, layer in rows if enc == "lite"] == [
+        "stem (stride 2)", *[f"stage {i} (stride {s})" for i, s in enumerate(strides)], "head (stride 32)"]
+    assert rows["lite", "stage 5 (stride 32)"] == 2 * 192 and rows["lite", "head (stride 32)"] == 2 * 1280
+    auc = t.set_index(["encoder", "layer"])["probe test AUC"]
+    assert auc["lite", "stem (stride 2)"] > 0.9  # brightness: even a random stem's channel means carry it
+    with pytest.raises(TypeError, match="neither a SAM nor a timm EfficientNet"):
+        probe.encoder_layers(nn.Linear(2, 2))

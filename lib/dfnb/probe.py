@@ -8,6 +8,8 @@ class-balanced logistic regression on the training faces, and score the test fac
 - :func:`pool`            a feature map -> per-channel mean and standard deviation over space
 - :func:`probe_auc`       standardise, fit on train, AUC on test (scikit-learn)
 - :func:`probe_table`     every encoder and layer: test AUC of its probe
+- :func:`encoder_layers`  the layers probed in a SAM (patch embedding, blocks, neck) or an EfficientNet
+- :func:`probe_encoders`  :func:`probe_table` of whole encoders, every layer of :func:`encoder_layers`
 
 Definitions.  For a feature map ``h`` of shape (C, h, w) (channels-last (h, w, C) maps, as SAM's ViT
 blocks give, are transposed first), ``pool(h) = [mean_{u,v} h_c, std_{u,v} h_c]_{c=1..C}``, a vector of
@@ -21,7 +23,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-__all__ = ["pool", "layer_features", "probe_auc", "probe_table"]
+__all__ = ["pool", "layer_features", "probe_auc", "probe_table", "encoder_layers", "probe_encoders"]
 
 
 def pool(h: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
@@ -103,3 +105,53 @@ def probe_table(features: Mapping[str, tuple], C: float = 1.0):
             rows.append({"encoder": enc, "layer": layer, "features": int(ftr[layer].shape[1]),
                          "probe test AUC": probe_auc(ftr[layer], ytr, fte[layer], yte, C=C)})
     return pd.DataFrame(rows)
+
+
+def encoder_layers(model: torch.nn.Module) -> tuple[torch.nn.Module, dict[str, str], Callable, tuple[str, ...]]:
+    """What :func:`probe_encoders` probes in ``model``: ``(module to hook, {label: sub-module}, forward,
+    channels-last labels)``; each label ends with the layer's stride, measured on one blank image.
+
+    - a segment-anything ``Sam`` (micro-SAM or Meta's): its image encoder's patch embedding, every block
+      (channels-last (B, g, g, D)) and the neck (B, C, g, g); forward: the encoder on SAM-normalised images;
+    - a timm EfficientNet (``conv_stem``, ``blocks``; e.g. ``efficientnet_lite_imagenet(0, num_classes=0)``):
+      the stem, every stage and the head; forward: ``forward_features((x - 0.5) / 0.5)``.
+    Images are (B, 3, H, W) in [0, 1].
+    """
+    if hasattr(model, "image_encoder"):
+        from dfnb.models.dadf.sam import normalize
+
+        enc, size = model.image_encoder, model.image_encoder.img_size
+        layers = {"patch embedding": "patch_embed", **{f"block {i + 1}": f"blocks.{i}" for i in range(len(enc.blocks))},
+                  "neck": "neck"}
+        forward, last = (lambda x: enc(normalize(model, x))), set(layers) - {"neck"}
+    elif hasattr(model, "conv_stem") and hasattr(model, "blocks"):
+        enc, size = model, 128
+        layers = {"stem": "bn1", **{f"stage {i}": f"blocks.{i}" for i in range(len(model.blocks))}, "head": "bn2"}
+        forward, last = (lambda x: model.forward_features((x - 0.5) / 0.5)), set()
+    else:
+        raise TypeError(f"encoder_layers: a {type(model).__name__} is neither a SAM nor a timm EfficientNet")
+    shapes: dict[str, tuple] = {}
+    hooks = [enc.get_submodule(name).register_forward_hook(lambda m, i, o, k=k: shapes.__setitem__(k, o.shape))
+             for k, name in layers.items()]
+    try:
+        with torch.no_grad():
+            enc.eval()
+            forward(torch.zeros(1, 3, size, size))
+    finally:
+        for h in hooks:
+            h.remove()
+    label = {k: f"{k} (stride {size // (shapes[k][2] if k in last else shapes[k][-1])})" for k in layers}
+    return enc, {label[k]: v for k, v in layers.items()}, forward, tuple(label[k] for k in layers if k in last)
+
+
+def probe_encoders(encoders: Mapping[str, torch.nn.Module], train, test, C: float = 1.0, batch_size: int = 64):
+    """:func:`probe_table` of every ``{name: SAM or EfficientNet}`` over all of its :func:`encoder_layers`.
+
+    train, test: data sets of ``{"image": (3, H, W) in [0, 1], "label": 0 | 1}`` items (1 = fake)."""
+    feats = {}
+    for name, model in encoders.items():
+        enc, layers, forward, last = encoder_layers(model)
+        out = [layer_features(enc, layers, ds, forward=forward, channels_last=last, batch_size=batch_size)
+               for ds in (train, test)]
+        feats[name] = (out[0][0], out[0][1], out[1][0], out[1][1])
+    return probe_table(feats, C=C)
