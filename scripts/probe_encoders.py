@@ -26,6 +26,8 @@ ap.add_argument("--n-eval-videos", type=int, default=50)
 ap.add_argument("--frames", type=int, default=4)
 ap.add_argument("--out", default=None)
 a = ap.parse_args()
+if len(set(a.micro_sam)) < len(a.micro_sam):
+    ap.error(f"--micro-sam names a file twice: {a.micro_sam}")
 encoders = {f"micro-SAM ({path})": load_sam("micro", path) for path in a.micro_sam}  # a bad file fails first
 torch.manual_seed(0)
 if not a.no_controls:

@@ -3,6 +3,8 @@ pretraining that lowers it, a checkpoint without the projection, and teacher=Non
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,27 +15,9 @@ from dfnb.models.dadf import distill
 from dfnb.models.dadf.pretrain import pretrain_micro_sam
 from dfnb.models.dadf.sam import build_sam, load_sam
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _faces(n, size=64, seed=0):
-    """``n`` noisy images with one bright square part each (and an empty mask)."""
-    g = torch.Generator().manual_seed(seed)
-    items = []
-    for _ in range(n):
-        img = torch.rand(3, size, size, generator=g) * 0.3
-        m = torch.zeros(size, size)
-        y, x = torch.randint(0, size // 2, (2,), generator=g).tolist()
-        m[y:y + size // 3, x:x + size // 3] = 1
-        img[0][m > 0] += 0.6
-        items.append((img, [m, torch.zeros(size, size)]))
-    return items
+sys.path.insert(0, str(Path(__file__).parent))
+from _ddp_worker import one_thread  # noqa: E402,F401  (autouse fixture)
+from test_dadf import _parts as _faces  # noqa: E402  (noisy images with one bright square part and an empty mask)
 
 
 def test_bad_teacher_stage_or_weight_is_one_value_error():

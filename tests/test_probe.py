@@ -1,4 +1,7 @@
 """dfnb.probe: pooling by hand, hooks on named layers, probes that find planted information and none in noise."""
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -6,14 +9,8 @@ from torch import nn
 
 from dfnb import probe
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small convolutions on a shared 2-core machine: one thread avoids OpenMP waits
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+sys.path.insert(0, str(Path(__file__).parent))
+from _ddp_worker import one_thread  # noqa: E402,F401  (autouse fixture)
 
 
 def test_pool_is_mean_and_std_over_space_in_either_layout():
@@ -40,10 +37,12 @@ class _Toy(nn.Module):
 
 
 class _Faces(torch.utils.data.Dataset):
-    def __init__(self, n, seed):
+    """``size`` px images whose brightness the label sets (fakes ``shift`` brighter)."""
+
+    def __init__(self, n, seed, size=4, shift=0.2):
         g = torch.Generator().manual_seed(seed)
         self.y = torch.arange(n) % 2
-        self.x = torch.rand(n, 3, 4, 4, generator=g) * 0.5 + 0.2 * self.y.view(-1, 1, 1, 1)
+        self.x = torch.rand(n, 3, size, size, generator=g) * 0.5 + shift * self.y.view(-1, 1, 1, 1)
 
     def __len__(self):
         return len(self.y)
@@ -74,21 +73,6 @@ def test_probe_auc_matches_a_hand_separable_case_and_checks_shapes():
         probe.probe_auc(x, y, np.ones((4, 2)), y)
 
 
-class _Bright(torch.utils.data.Dataset):
-    """32 px images whose brightness the label sets (fakes brighter)."""
-
-    def __init__(self, n, seed):
-        g = torch.Generator().manual_seed(seed)
-        self.y = torch.arange(n) % 2
-        self.x = torch.rand(n, 3, 32, 32, generator=g) * 0.5 + 0.3 * self.y.view(-1, 1, 1, 1)
-
-    def __len__(self):
-        return len(self.y)
-
-    def __getitem__(self, i):
-        return {"image": self.x[i], "label": self.y[i]}
-
-
 def test_probe_encoders_probes_every_layer_of_a_sam_and_an_efficientnet_with_its_stride():
     import timm
 
@@ -96,7 +80,8 @@ def test_probe_encoders_probes_every_layer_of_a_sam_and_an_efficientnet_with_its
 
     torch.manual_seed(0)
     sam, lite = build_sam("micro", 32), timm.create_model("efficientnet_lite0", num_classes=0)
-    t = probe.probe_encoders({"sam": sam, "lite": lite}, _Bright(40, 0), _Bright(40, 1), batch_size=16)
+    t = probe.probe_encoders({"sam": sam, "lite": lite}, _Faces(40, 0, 32, 0.3), _Faces(40, 1, 32, 0.3),
+                             batch_size=16)
     rows = {(r.encoder, r.layer): r.features for r in t.itertuples()}
     assert [layer for enc, layer in rows if enc == "sam"] == [
         "patch embedding (stride 8)", *[f"block {i} (stride 8)" for i in range(1, 5)], "neck (stride 8)"]
