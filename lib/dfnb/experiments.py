@@ -7,7 +7,8 @@
 **What is in a key.**  ``key.json`` holds the key material: the model's name and keyword arguments
 (the factory's defaults filled in), the fingerprints (:func:`fingerprint`) of the training and
 validation sets, every keyword argument of :func:`dfnb.engine.fit` (defaults filled in; not ``device``,
-``progress``, ``num_workers``, which do not change what is learned on CPU), the seed, the
+``progress``, ``num_workers``, ``report_cost``, which do not change what is learned on CPU; ``precision``
+as it resolves, so ``$DFNB_PRECISION=bf16`` trains a new entry), the seed, the
 ``transform_key`` describing the training transform, the entry format, and :func:`code_hash` of the
 library code the experiment depends on: by default (:func:`dependencies`) the modules that the
 model's factory, the training transform's class, the data set class, ``dfnb.engine``,
@@ -61,7 +62,7 @@ FORMAT = "dfnb-experiment-1"
 # files that cannot change a trained model, never followed by dependencies(): experiment loops and tables (whose
 # training arguments are in the key anyway), command lines, galleries for the page, this cache, the runner
 NOT_CODE = ("study.py", "cli.py", "gallery.py", "experiments.py", "runner.py")
-_NOT_IN_KEY = ("device", "progress", "num_workers")  # fit arguments that do not change what is learned
+_NOT_IN_KEY = ("device", "progress", "num_workers", "report_cost")  # fit arguments that do not change what is learned
 _NOT_ALLOWED = ("model", "train_set", "val_set", "seed", "train_transform", "out_dir", "resume")
 _ENTRY_FILES = ("key.json", "model.pt", "history.json", "meta.json")
 _USED: list[dict] = []
@@ -304,6 +305,10 @@ def _key_material(name, train_set, val_set, seed, model_kwargs, transform, trans
     if missing:
         raise TypeError(f"train_seeded: missing fit arguments {missing}")
     fit_all = {p: fit_kw.get(p, sig.parameters[p].default) for p in known if p not in _NOT_IN_KEY}
+    if "precision" in fit_all:  # None means $DFNB_PRECISION or the device's default: key what will run
+        from dfnb.engine.precision import resolve_precision
+
+        fit_all["precision"] = resolve_precision(fit_all["precision"], fit_kw.get("device", "cpu"))
     deps = _default_code(name, transform, (train_set, val_set)) if code is None else None
     kwargs = _with_defaults(_REGISTRY[name], dict(model_kwargs or {}), f"model {name!r}")
     material = {
@@ -494,6 +499,7 @@ class Experiment:
     def _store_eval(self, res: dict, edir: Path, stem: str, fp: str, batch_size: int, device: str) -> None:
         import numpy as np
 
+        from dfnb.engine.precision import resolve_precision
         from dfnb.runner import _jsonable
 
         edir.mkdir(exist_ok=True)
@@ -505,7 +511,8 @@ class Experiment:
             arrays["pred_masks"] = np.asarray(res["pred_masks"])
         rep = {"key": self.key, "fingerprint": fp, "detection": res["detection"],
                "localization": res["localization"], "loss": res["loss"], "n": res["n"],
-               "has_keys": res["keys"] is not None, "batch_size": batch_size, "device": device, "created": _now()}
+               "has_keys": res["keys"] is not None, "batch_size": batch_size, "device": device,
+               "precision": resolve_precision(None, device), "created": _now()}
         tmp = edir / f".{stem}.tmp-{os.getpid()}"
         try:
             with open(tmp.with_name(tmp.name + ".npz"), "wb") as f:

@@ -97,7 +97,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, epoch: int, op
     path.parent.mkdir(parents=True, exist_ok=True)
     m = unwrap(model)
     ckpt = {
-        "model": {k: v.detach().cpu() for k, v in m.state_dict().items()},
+        "model": {k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()},  # not channels_last
         "arch": _plain(arch_of(m), "arch"),
         "epoch": int(epoch),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,

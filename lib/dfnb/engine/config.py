@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from dfnb.engine.precision import PRECISIONS
+
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step", "none")
 # metric name -> True if higher is better.  "loss" is the validation loss; the others are
@@ -44,7 +46,9 @@ class TrainConfig:
             dropout are derived per epoch from it).
         device: "cpu", "cuda" or "cuda:N".
         select_metric: validation metric that picks ``best.pt`` (see ``SELECT_METRICS``).
-        num_workers: DataLoader workers.
+        num_workers: DataLoader workers (``fit`` resolves its ``None`` before building the config).
+        precision: "fp32", "bf16" or "fp16" (autocast of the forward pass; part of the identity:
+            a resumed run keeps its precision).
         max_steps_per_epoch: cap on optimizer steps per epoch (smoke runs), or None.
         grad_clip: max global gradient norm, or None.
         progress: show tqdm progress bars.
@@ -64,6 +68,7 @@ class TrainConfig:
     device: str = "cpu"
     select_metric: str = "auc"
     num_workers: int = 0
+    precision: str = "fp32"
     max_steps_per_epoch: int | None = None
     grad_clip: float | None = None
     progress: bool = True
@@ -93,6 +98,7 @@ class TrainConfig:
         need(self.select_metric in SELECT_METRICS,
              f"unknown select_metric {self.select_metric!r}; choose one of {sorted(SELECT_METRICS)} (computed on the validation split)")
         need(is_int(self.num_workers) and self.num_workers >= 0, f"num_workers must be an integer >= 0, got {self.num_workers!r}")
+        need(self.precision in PRECISIONS, f"unknown precision {self.precision!r}; choose one of {PRECISIONS}")
         need(self.max_steps_per_epoch is None or (is_int(self.max_steps_per_epoch) and self.max_steps_per_epoch >= 1),
              f"max_steps_per_epoch must be None or an integer >= 1, got {self.max_steps_per_epoch!r}")
         need(self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be None or > 0, got {self.grad_clip!r}")

@@ -12,6 +12,12 @@ after every epoch; a run into an ``out_dir`` that holds checkpoints resumes from
 ``last.pt`` if its configuration is the same, and raises otherwise (nothing is
 silently overwritten).  Every epoch re-seeds from ``(seed, epoch)``, so an
 interrupted and resumed run equals an uninterrupted one exactly on CPU.
+
+GPU defaults (:mod:`dfnb.engine.precision`, :mod:`dfnb.engine.loader`): ``precision=None`` and
+``num_workers=None`` read ``$DFNB_PRECISION`` / ``$DFNB_NUM_WORKERS`` (``dfnb run --precision
+--workers`` set them) and otherwise mean fp32 and 0 workers on CPU, bf16 (where supported) and
+``min(8, cores)`` workers on CUDA; an explicit argument wins.  ``report_cost`` prints the expected
+memory and time per epoch, measured on the first batch (:func:`dfnb.engine.cost.cost_probe`).
 """
 from __future__ import annotations
 
@@ -29,12 +35,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, SequentialSampler
+from torch.utils.data import Dataset, DistributedSampler, default_collate
 
 from dfnb.engine import distributed as D
+from dfnb.engine import loader as L
+from dfnb.engine import precision as P
 from dfnb.engine.checkpoint import arch_of, load_checkpoint, read_checkpoint, save_checkpoint, unwrap
 from dfnb.engine.config import TrainConfig
-from dfnb.engine.seed import derive_seed, seed_everything, worker_init_fn
+from dfnb.engine.seed import derive_seed, seed_everything
 
 __all__ = ["History", "fit", "evaluate", "build_optimizer", "build_scheduler"]
 
@@ -129,8 +137,11 @@ def _split_names(ds: Any, depth: int = 0) -> list[str]:
     return found
 
 
-def _to_device(batch: dict, device: str) -> dict:
-    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+def _to_device(batch: dict, device: str, channels_last: bool = False) -> dict:
+    out = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+    if channels_last and out["image"].dim() == 4:
+        out["image"] = out["image"].contiguous(memory_format=torch.channels_last)
+    return out
 
 
 def _check_batch(batch: Any) -> None:
@@ -144,6 +155,27 @@ def _reseed(seed: int, *tags: Any) -> None:
     random.seed(s)
     np.random.seed(s)
     torch.manual_seed(s)
+
+
+def report_cost_default(report_cost: bool | None, device: str) -> bool:
+    """``report_cost``, else ``$DFNB_REPORT_COST`` ("1" / "0"), else on CUDA only."""
+    if report_cost is not None:
+        return bool(report_cost)
+    env = os.environ.get("DFNB_REPORT_COST", "").strip()
+    if env:
+        if env not in ("0", "1"):
+            raise ValueError(f"$DFNB_REPORT_COST={env!r} must be 0 or 1")
+        return env == "1"
+    return str(device).startswith("cuda")
+
+
+def _probe_batch(train_set, per_rank_bs: int, device: str, channels_last: bool, transform) -> dict:
+    """The first ``per_rank_bs`` training items, collated, on ``device`` (and transformed), as a step sees them."""
+    batch = _to_device(default_collate([train_set[i] for i in range(min(per_rank_bs, len(train_set)))]),
+                       device, channels_last)
+    if transform is not None:
+        batch = transform(batch, torch.Generator().manual_seed(0))
+    return batch
 
 
 def _identity(cfg: TrainConfig, model: nn.Module, train_set, val_set) -> dict:
@@ -193,7 +225,8 @@ def fit(
     out_dir: str | os.PathLike | None = None,
     resume: bool = True,
     select_metric: str = "auc",
-    num_workers: int = 0,
+    num_workers: int | None = None,
+    precision: str | None = None,
     max_steps_per_epoch: int | None = None,
     train_transform: Callable[[dict, torch.Generator], dict] | None = None,
     progress: bool = True,
@@ -204,6 +237,7 @@ def fit(
     grad_clip: float | None = None,
     restore_best: bool = True,
     find_unused_parameters: bool = False,
+    report_cost: bool | None = None,
 ) -> History:
     """Train ``model`` on ``train_set``, select the best epoch on ``val_set``.
 
@@ -218,9 +252,15 @@ def fit(
             last epoch counts as best (with a warning).
         epochs, batch_size (global, split over torchrun processes), lr, weight_decay,
         optimizer ("adamw" | "sgd"), schedule ("cosine" | "step" | "none"), momentum,
-        warmup_steps, step_epochs, gamma, grad_clip, seed, select_metric, num_workers,
+        warmup_steps, step_epochs, gamma, grad_clip, seed, select_metric,
         max_steps_per_epoch: see :class:`dfnb.engine.TrainConfig`.
         device: "cpu" | "cuda" | "cuda:N" (under torchrun: each process's ``cuda:LOCAL_RANK``).
+        num_workers: DataLoader workers; None: ``$DFNB_NUM_WORKERS``, else 0 on CPU and
+            ``min(8, cores)`` on CUDA (:func:`dfnb.engine.loader.resolve_num_workers`).
+        precision: "fp32" | "bf16" | "fp16": autocast around the forward pass, losses in fp32,
+            loss scaling for fp16 on CUDA; weights and checkpoints stay fp32.  None:
+            ``$DFNB_PRECISION``, else fp32 on CPU and bf16 on CUDA where supported
+            (:func:`dfnb.engine.precision.resolve_precision`).  Part of the run's identity.
         out_dir: checkpoints go to ``out_dir/ckpt/{epoch_XXX,last,best}.pt``; None keeps
             nothing on disk (and cannot resume).
         resume: continue from ``out_dir/ckpt/last.pt`` when it holds the same run
@@ -234,6 +274,12 @@ def fit(
         restore_best: leave the best epoch's weights in ``model`` at the end (else the last).
         find_unused_parameters: passed to ``DistributedDataParallel`` (needed under torchrun
             when some trainable parameters get no gradient in a step).
+        report_cost: before the first epoch, print the expected memory and time per epoch measured
+            on the first batch (:func:`dfnb.engine.cost.cost_probe`; rank 0).  None:
+            ``$DFNB_REPORT_COST`` (1 / 0), else on CUDA only.
+
+    On CUDA, models with 2-D convolutions train in ``channels_last`` memory format (put back to
+    contiguous at the end) and the training DataLoader pins memory and keeps its workers.
 
     With ``out_dir``, rank 0 also writes ``out_dir/history.json`` (``History.as_dict()``)
     after every epoch.
@@ -250,8 +296,9 @@ def fit(
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, weight_decay=weight_decay,
                       optimizer=optimizer, momentum=momentum, schedule=schedule, warmup_steps=warmup_steps,
                       step_epochs=step_epochs, gamma=gamma, device=device, select_metric=select_metric,
-                      num_workers=num_workers, max_steps_per_epoch=max_steps_per_epoch, grad_clip=grad_clip,
-                      progress=progress)
+                      num_workers=L.resolve_num_workers(num_workers, device),
+                      precision=P.resolve_precision(precision, device),
+                      max_steps_per_epoch=max_steps_per_epoch, grad_clip=grad_clip, progress=progress)
     if "test" in _split_names(val_set):
         raise ValueError("val_set is a test split: fit selects checkpoints on the validation split only. "
                          "Pass the validation split and evaluate on test once, after fit.")
@@ -274,16 +321,15 @@ def fit(
     seed_everything(cfg.seed)
 
     raw = unwrap(model).to(info.device)
-    net: nn.Module = raw
-    if info.enabled:
-        net = nn.parallel.DistributedDataParallel(raw, device_ids=[info.local_rank] if info.device.startswith("cuda") else None,
-                                                  find_unused_parameters=find_unused_parameters)
+    converted = P.use_channels_last(raw, info.device)
+    channels_last = P.channels_last_active(raw)
     opt = build_optimizer(raw, cfg)
     n_per_rank = math.ceil(len(train_set) / info.world_size)
     steps_per_epoch = math.ceil(n_per_rank / per_rank_bs)
     if cfg.max_steps_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
     sched = build_scheduler(opt, cfg, steps_per_epoch)
+    scaler = P.grad_scaler(info.device, cfg.precision)
 
     identity = _identity(cfg, raw, train_set, val_set)
     history = History(select_metric=cfg.select_metric, out_dir=None if out_dir is None else str(out_dir))
@@ -296,6 +342,8 @@ def fit(
             raise ValueError(f"{ckpt_dir} holds checkpoints but no last.pt; move them away or choose another out_dir")
         prev = read_checkpoint(last)
         prev_id = (prev.get("extra") or {}).get("identity")
+        if prev_id and "precision" not in prev_id.get("config", {}):  # written before precision existed: fp32
+            prev_id["config"]["precision"] = "fp32"
         diffs = _diff(prev_id or {}, identity) if prev_id else ["(no run identity stored)"]
         if diffs:
             raise ValueError(f"{ckpt_dir} holds checkpoints of a different run; refusing to overwrite them. "
@@ -304,6 +352,8 @@ def fit(
             raise ValueError(f"{ckpt_dir} already holds checkpoints of this run (epoch {prev['epoch']}); "
                              "pass resume=True to continue it, or choose another out_dir")
         load_checkpoint(last, raw, opt, sched, map_location=info.device, restore_rng=True)
+        if scaler.is_enabled() and (prev.get("extra") or {}).get("grad_scaler"):
+            scaler.load_state_dict(prev["extra"]["grad_scaler"])
         prev_cfg = prev.get("config") or {}
         if cfg.schedule == "cosine" and prev_cfg.get("epochs") not in (None, cfg.epochs):
             warnings.warn(f"resuming a cosine schedule planned for {prev_cfg['epochs']} epochs with epochs={cfg.epochs}: "
@@ -315,15 +365,27 @@ def fit(
         start_epoch = history.resumed_from + 1
 
     tqdm = _tqdm(cfg.progress and info.is_main)
+    if start_epoch <= cfg.epochs and info.is_main and report_cost_default(report_cost, info.device):
+        from dfnb.engine.cost import cost_line, cost_probe
+
+        probe = _probe_batch(train_set, per_rank_bs, info.device, channels_last, train_transform)
+        print("fit: " + cost_line(cost_probe(raw, probe, device=info.device, precision=cfg.precision, optimizer=opt,
+                                             steps_per_epoch=steps_per_epoch, world_size=info.world_size)), flush=True)
+        del probe
+    net: nn.Module = raw  # wrapped after the probe, whose backward must not reach DDP's gradient hooks
+    if info.enabled:
+        net = nn.parallel.DistributedDataParallel(raw, device_ids=[info.local_rank] if info.device.startswith("cuda") else None,
+                                                  find_unused_parameters=find_unused_parameters)
+    sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True,
+                                 seed=derive_seed(cfg.seed, "order"), drop_last=False)
+    loader_gen = torch.Generator()
+    loader = L.train_loader(train_set, batch_size=per_rank_bs, sampler=sampler, num_workers=cfg.num_workers,
+                            device=info.device, generator=loader_gen)
     for epoch in range(start_epoch, cfg.epochs + 1):
         t0 = time.perf_counter()
         _reseed(cfg.seed, "epoch", epoch, info.rank)
-        sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True,
-                                     seed=derive_seed(cfg.seed, "order"), drop_last=False)
         sampler.set_epoch(epoch)
-        loader = DataLoader(train_set, batch_size=per_rank_bs, sampler=sampler, num_workers=cfg.num_workers,
-                            worker_init_fn=worker_init_fn, pin_memory=info.device.startswith("cuda"),
-                            generator=torch.Generator().manual_seed(derive_seed(cfg.seed, "loader", epoch, info.rank)))
+        loader_gen.manual_seed(derive_seed(cfg.seed, "loader", epoch, info.rank))
         aug_gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "transform", epoch, info.rank))
         net.train()
         sums: dict[str, float] = {}
@@ -333,20 +395,24 @@ def fit(
             if step >= steps_per_epoch:
                 break
             _check_batch(batch)
-            batch = _to_device(batch, info.device)
+            batch = _to_device(batch, info.device, channels_last)
             if train_transform is not None:
                 batch = train_transform(batch, aug_gen)
-            out = net(batch["image"])
-            parts = raw.losses(out, batch)
+            with P.autocast(info.device, cfg.precision):
+                out = net(batch["image"])
+            parts = P.losses_fp32(raw, out, batch, info.device)
             loss = parts["loss"]
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch}, step {step}; "
+                hint = f" (precision {cfg.precision}: try fp32)" if cfg.precision != "fp32" else ""
+                raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch}, step {step}{hint}; "
                                          f"parts: { {k: float(v) for k, v in parts.items()} }")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             if cfg.grad_clip is not None:
+                scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             b = int(batch["image"].shape[0])
             seen += b
@@ -364,7 +430,7 @@ def fit(
         val: dict[str, float] | None = None
         if val_set is not None:
             res = evaluate(raw, val_set, batch_size=per_rank_bs, device=info.device, num_workers=cfg.num_workers,
-                           progress=cfg.progress and info.is_main, return_masks=False)
+                           precision=cfg.precision, progress=cfg.progress and info.is_main, return_masks=False)
             val = _flatten_metrics(res)
             if cfg.metric_key not in val:
                 raise ValueError(f"select_metric {cfg.select_metric!r} ({cfg.metric_key}) is not among the validation "
@@ -388,7 +454,8 @@ def fit(
                 ckpt_dir / f"epoch_{epoch:03d}.pt", raw, epoch=epoch, optimizer=opt, scheduler=sched,
                 config=cfg.to_dict(), history=history.epochs,
                 best={"epoch": history.best_epoch, "metric": history.best_metric, "select_metric": cfg.select_metric},
-                extra={"identity": identity, "world_size": info.world_size})
+                extra={"identity": identity, "world_size": info.world_size,
+                       **({"grad_scaler": scaler.state_dict()} if scaler.is_enabled() else {})})
             if is_best:
                 _copy_atomic(path, ckpt_dir / "best.pt")
             _copy_atomic(path, ckpt_dir / "last.pt")
@@ -401,6 +468,9 @@ def fit(
                 msg += f" | val {cfg.metric_key}={value:.4f}"
             tqdm.write(f"epoch {epoch}/{cfg.epochs}: {msg}" + (" (best)" if is_best else ""))
 
+    del loader  # persistent workers end here
+    if converted:
+        P.contiguous(raw)
     last_epoch = history.epochs[-1]["epoch"] if history.epochs else 0
     if restore_best and history.best_epoch is not None and history.best_epoch != last_epoch:
         if best_state is not None:
@@ -451,8 +521,9 @@ def _flatten_metrics(res: dict) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- evaluate
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset: Dataset, *, batch_size: int, device: str = "cpu", num_workers: int = 0,
-             progress: bool = True, return_masks: bool = True, threshold: float = 0.5) -> dict[str, Any]:
+def evaluate(model: nn.Module, dataset: Dataset, *, batch_size: int, device: str = "cpu", num_workers: int | None = None,
+             precision: str | None = None, progress: bool = True, return_masks: bool = True,
+             threshold: float = 0.5) -> dict[str, Any]:
     """Run ``model`` over ``dataset`` in order and report detection (and localization) metrics.
 
     Returns a dict:
@@ -467,6 +538,10 @@ def evaluate(model: nn.Module, dataset: Dataset, *, batch_size: int, device: str
         (tuples) or None; ``pred_masks`` (N, 1, H, W) float32 in [0, 1] when the model
         has a mask head and ``return_masks``; ``n``: N.
 
+    ``num_workers`` / ``precision``: as for :func:`fit` (None: the environment, else the device's
+    default).  Under bf16 / fp16 the forward pass runs in autocast; probabilities, masks, losses and
+    metrics are computed in fp32.
+
     The model is put in eval mode (and left there).
     """
     from dfnb import metrics
@@ -476,17 +551,22 @@ def evaluate(model: nn.Module, dataset: Dataset, *, batch_size: int, device: str
     if len(dataset) == 0:
         raise ValueError("evaluate: the data set is empty")
     device = D.resolve_device(device)
+    precision = P.resolve_precision(precision, device)
     raw = unwrap(model).to(device).eval()
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=SequentialSampler(dataset), num_workers=num_workers,
-                        worker_init_fn=worker_init_fn, pin_memory=device.startswith("cuda"))
+    converted = P.use_channels_last(raw, device)
+    channels_last = P.channels_last_active(raw)
+    loader = L.eval_loader(dataset, batch_size=batch_size, num_workers=L.resolve_num_workers(num_workers, device),
+                           device=device)
     probs, labels, keys, preds, gts, known = [], [], [], [], [], []
     loss_sum, n, has_keys, has_losses = 0.0, 0, True, hasattr(raw, "losses")
     from tqdm.auto import tqdm
 
     for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
         _check_batch(batch)
-        batch = _to_device(batch, device)
-        out = raw(batch["image"])
+        batch = _to_device(batch, device, channels_last)
+        with P.autocast(device, precision):
+            out = raw(batch["image"])
+        out = P.fp32(out)
         b = int(batch["image"].shape[0])
         probs.append(torch.sigmoid(out["logit"].float()).cpu())
         labels.append(batch["label"].cpu())
@@ -495,7 +575,7 @@ def evaluate(model: nn.Module, dataset: Dataset, *, batch_size: int, device: str
         else:
             has_keys = False
         if has_losses:
-            loss_sum += float(raw.losses(out, batch)["loss"]) * b
+            loss_sum += float(P.losses_fp32(raw, out, batch, device)["loss"]) * b
         if "mask_logit" in out:
             if "mask" not in batch:
                 raise ValueError("the model predicts masks but the data set items have no 'mask'")
@@ -508,6 +588,8 @@ def evaluate(model: nn.Module, dataset: Dataset, *, batch_size: int, device: str
             if "has_mask" in batch:
                 known.append(batch["has_mask"].cpu().view(-1).bool())
         n += b
+    if converted:
+        P.contiguous(raw)
     p = torch.cat(probs).double().numpy()
     y = torch.cat(labels).long().numpy().reshape(-1)
     keys_out = keys if has_keys else None
