@@ -1,5 +1,6 @@
 """The chapter runner: parameter validation, the manifest, and the no-overwrite rule."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -350,3 +351,125 @@ def test_a_chapter_that_fails_is_one_line_on_the_command_line(book, monkeypatch,
     assert "Traceback" not in err and len(err.strip().splitlines()) == 2
     with pytest.raises(pm.PapermillExecutionError):
         main(["--debug", "run", "01", "--profile", "smoke", "--force"])
+
+
+# ----------------------------------------------------------------------------- on a GPU: precision, workers, torchrun
+DDP_PARAMS = '''profile = "default"
+seed: int = 0
+device = "cpu"
+batch_size = 8
+stop_on_rank: int = -1  # a rank whose chapter fails (tests)
+results_dir = None'''
+
+DDP_BODY = '''import os, torch, dfnb, dfnb.runner
+run = dfnb.runner.start("02_ddp", profile=profile, seed=seed, device=device, batch_size=batch_size,
+                        stop_on_rank=stop_on_rank, results_dir=results_dir)
+
+
+class Faces(torch.utils.data.Dataset):
+    def __init__(self, n, seed, split):
+        g = torch.Generator().manual_seed(seed)
+        self.x, self.y, self.split = torch.rand(n, 3, 16, 16, generator=g), torch.arange(n) % 2, split
+        self.x[self.y == 1, :, 4:10, 4:10] = 1.0
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return {"image": self.x[i], "label": self.y[i]}
+
+
+if int(os.environ.get("RANK", "0")) == stop_on_rank:
+    raise ValueError(f"rank {stop_on_rank} stops here")
+dfnb.engine.seed_everything(0)
+model = dfnb.create_model("toy_cnn", width=4)
+h = dfnb.engine.fit(model, Faces(32, 1, "train"), Faces(16, 2, "val"), epochs=1, batch_size=batch_size, lr=1e-2,
+                    seed=seed, device=device, progress=False)
+run.metric("train_loss", h.epochs[0]["train"]["loss"])
+run.metric("weight_sum", float(sum(p.sum() for p in model.parameters())))
+run.metric("threads", torch.get_num_threads())
+run.finish()'''
+
+
+@pytest.fixture()
+def ddp_book(book):
+    """The throw-away book with a second chapter that trains toy_cnn with dfnb.engine.fit."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(DDP_PARAMS, metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(DDP_BODY)]
+    nbformat.write(nb, book / "chapters" / "02_ddp.ipynb")
+    return book
+
+
+def _manifest(out):
+    return json.loads((out / "manifest.json").read_text())
+
+
+def _metrics(out):
+    return {m["name"]: m["value"] for m in json.loads((out / "metrics.json").read_text())}
+
+
+def test_precision_and_workers_reach_the_kernel_and_the_manifest(book, monkeypatch):
+    monkeypatch.delenv("DFNB_PRECISION", raising=False)
+    monkeypatch.delenv("DFNB_NUM_WORKERS", raising=False)
+    out = runner.execute("01", "smoke", {}, progress=False)
+    assert _manifest(out)["compute"] == {"precision": "fp32", "num_workers": 0, "world_size": 1, "gpu": "none"}
+    with pytest.raises(runner.RunExistsError, match=r"precision: 'fp32' -> 'bf16'"):  # another precision: another run
+        runner.execute("01", "smoke", {}, progress=False, precision="bf16", workers=2)
+    out = runner.execute("01", "smoke", {}, out_dir=book / "bf16", progress=False, precision="bf16", workers=2)
+    m = _manifest(out)
+    assert m["compute"] == {"precision": "bf16", "num_workers": 2, "world_size": 1, "gpu": "none"}
+    assert m["runner"]["nproc"] == 1
+    assert "DFNB_PRECISION" not in os.environ and "DFNB_NUM_WORKERS" not in os.environ  # restored
+    for kw, msg in ((dict(precision="half"), "precision='half' is not a precision"),
+                    (dict(workers=-1), "num_workers must be an integer >= 0, got -1"),
+                    (dict(nproc=0), "--nproc must be an integer >= 1, got 0")):
+        with pytest.raises(runner.ParameterError, match=re.escape(msg)):  # before anything is written
+            runner.execute("01", "smoke", {}, out_dir=book / "bad", progress=False, **kw)
+    assert not (book / "bad").exists()
+    with pytest.raises(runner.ParameterError, match=re.escape("batch_size 8 (global) is not divisible by --nproc 3")):
+        runner.check_compute({"batch_size": 8}, None, None, 3)
+    monkeypatch.setenv("DFNB_PRECISION", "fp8")
+    with pytest.raises(runner.ParameterError, match=re.escape("$DFNB_PRECISION='fp8' is not a precision")):
+        runner.execute("01", "smoke", {}, out_dir=book / "fp8", progress=False)
+
+
+def test_cli_flags_and_plain_papermill_environment(book):
+    from dfnb.cli import main
+
+    assert main(["run", "01", "--profile", "smoke", "--precision", "fp16", "--workers", "0", "--out",
+                 str(book / "cli")]) == 0
+    assert _manifest(book / "cli")["compute"]["precision"] == "fp16"
+    env = dict(os.environ, DFNB_PRECISION="bf16", DFNB_NUM_WORKERS="1")
+    r = subprocess.run([sys.executable, "-m", "papermill", str(book / "chapters/01_toy.ipynb"), str(book / "o.ipynb"),
+                        "-p", "results_dir", str(book / "results/pm")], capture_output=True, text=True, cwd=book,
+                       env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _manifest(book / "results/pm")["compute"] == {"precision": "bf16", "num_workers": 1, "world_size": 1,
+                                                         "gpu": "none"}
+
+
+def test_nproc_trains_data_parallel_under_torchrun_and_rank_0_records(ddp_book, monkeypatch):
+    """2 CPU processes (gloo): the same training as one process, recorded once, by rank 0."""
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(k, raising=False)
+    one = runner.execute("02", "default", {}, out_dir=ddp_book / "one", progress=False)
+    two = runner.execute("02", "default", {}, out_dir=ddp_book / "two", progress=False, nproc=2)
+    m = _manifest(two)
+    assert m["compute"]["world_size"] == 2 and m["runner"]["nproc"] == 2 and m["status"] == "finished"
+    assert _manifest(one)["compute"]["world_size"] == 1
+    a, b = _metrics(one), _metrics(two)
+    assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
+    assert b["weight_sum"] == pytest.approx(a["weight_sum"], rel=1e-5)
+    assert b["threads"] == max(1, (os.cpu_count() or 1) // 2)  # the cores shared between the 2 processes
+    assert sorted(p.name for p in two.iterdir()) == ["02_ddp.ipynb", "manifest.json", "metrics.json", "params.json"]
+
+
+def test_nproc_a_ranks_error_is_the_runs_error(ddp_book, monkeypatch):
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(k, raising=False)
+    with pytest.raises(Exception, match="rank 1 stops here") as err:
+        runner.execute("02", "default", {"stop_on_rank": 1}, out_dir=ddp_book / "stop", progress=False, nproc=2)
+    assert type(err.value).__name__ == "PapermillExecutionError"
+    assert _manifest(ddp_book / "stop")["status"] == "failed"

@@ -23,14 +23,21 @@ A run directory holds::
                         a copy of papermill's output, taken when the kernel exits)
     params.json         every parameter the chapter ran with
     manifest.json       git SHA (+ dirty diff hash), package versions, seed, device,
-                        start/end time, wall seconds, peak memory, experiments
+                        compute (precision, DataLoader workers, world size, GPU name or
+                        "none"), start/end time, wall seconds, peak memory, experiments
                         trained or loaded (``dfnb.experiments.used()``), real data sets
                         read and the face detector that ran (``dfnb.data.real.loaded()``)
     metrics.json        list of {name, value, labels...} records (this run's numbers)
     tables/*.csv        tables the chapter showed
     figures/*.png       figures the chapter showed
 
-"Same run" means the same chapter, parameters and code (git SHA and diff hash);
+**On a GPU** (``dfnb run CHAPTER --precision bf16 --workers 8 --nproc 4``): ``--precision`` and
+``--workers`` set ``$DFNB_PRECISION`` / ``$DFNB_NUM_WORKERS`` for the kernel, which every
+``dfnb.engine.fit`` / ``evaluate`` of the chapter reads when not given them (plain papermill: set
+the variables yourself); ``--nproc N`` runs the chapter in N kernels under torchrun
+(:mod:`dfnb.launch`), every training data-parallel over them.
+
+"Same run" means the same chapter, parameters, precision and code (git SHA and diff hash);
 re-executing the same run replaces it, anything else raises
 :class:`RunExistsError` unless ``force=True``, which first moves the old run to
 ``results/_archive/``.
@@ -358,6 +365,18 @@ def device_info(device: str = "cpu") -> dict[str, Any]:
     return info
 
 
+def compute_info(device: str = "cpu") -> dict[str, Any]:
+    """What ``dfnb.engine.fit`` / ``evaluate`` use in this process when a chapter leaves them the choice:
+    ``precision`` and ``num_workers`` (``$DFNB_PRECISION`` / ``$DFNB_NUM_WORKERS``, else ``device``'s
+    defaults), ``world_size`` (torchrun processes) and ``gpu`` (the GPU's name, or "none")."""
+    from dfnb.engine.cost import gpu_name
+    from dfnb.engine.loader import resolve_num_workers
+    from dfnb.engine.precision import resolve_precision
+
+    return {"precision": resolve_precision(None, device), "num_workers": resolve_num_workers(None, device),
+            "world_size": int(os.environ.get("WORLD_SIZE", "1")), "gpu": gpu_name(device)}
+
+
 def rel_path(path: Path) -> str:
     """``path`` relative to the book's root when inside it (no machine paths in the rendered book)."""
     try:
@@ -388,7 +407,8 @@ def _write_json(path: Path, obj: Any) -> None:
 
 # ------------------------------------------------------------------ overwrite guard
 def check_no_overwrite(out_dir: Path, chapter: str, params: dict[str, Any], code: dict[str, Any] | None = None) -> None:
-    """Raise :class:`RunExistsError` if ``out_dir`` holds anything but the same run."""
+    """Raise :class:`RunExistsError` if ``out_dir`` holds anything but the same run (the precision
+    ``$DFNB_PRECISION`` gives is part of it; a run recorded without one was fp32)."""
     # papermill writes the executed notebook before the kernel's start() runs: that alone is no earlier run
     if not out_dir.exists() or not [p for p in out_dir.iterdir() if p.name != f"{chapter}.ipynb"]:
         return
@@ -411,6 +431,10 @@ def check_no_overwrite(out_dir: Path, chapter: str, params: dict[str, Any], code
             continue
         if old_params.get(k, "<absent>") != new_params.get(k, "<absent>"):
             reasons.append(f"{k}: {old_params.get(k, '<absent>')!r} -> {new_params.get(k, '<absent>')!r}")
+    old_precision = (old.get("compute") or {}).get("precision", "fp32")
+    new_precision = compute_info(str(params.get("device", "cpu")))["precision"]
+    if old_precision != new_precision:
+        reasons.append(f"precision: {old_precision!r} -> {new_precision!r}")
     old_code = old.get("code", {})
     if (old_code.get("sha"), old_code.get("diff_sha256")) != (code.get("sha"), code.get("diff_sha256")):
         reasons.append(f"code {old_code.get('sha')}/{old_code.get('diff_sha256')} -> {code.get('sha')}/{code.get('diff_sha256')}")
@@ -473,6 +497,7 @@ class Run:
             "code": code_state(),
             "versions": package_versions(),
             "device": device_info(params.get("device", "cpu")),
+            "compute": compute_info(str(params.get("device", "cpu"))),
             "start": _now(),
             "end": None,
             "status": "running",
@@ -656,12 +681,23 @@ def start(chapter: str, *, results_dir: str | None = None, **params: Any) -> Run
     ``params`` are the chapter's parameters (``profile`` and ``seed`` among them);
     ``results_dir=None`` means ``results/<profile>/<chapter>``.  Seeds Python,
     NumPy and torch with ``seed``.
+
+    Under torchrun (``dfnb run --nproc``, :mod:`dfnb.launch`) the process of rank 0 records the run;
+    the others record into ``$DFNB_RANK_SCRATCH`` (a scratch folder the launcher removes), and each
+    process's ``device="cuda"`` is its own GPU (``cuda:LOCAL_RANK``).
     """
     injected = check_injected_parameters(chapter)
     if injected is not None:
         params = _apply_profile(chapter, params, injected)
     profile = params.get("profile", "default")
     out = Path(results_dir) if results_dir else result_dir(chapter, profile)
+    rank = int(os.environ.get("RANK", "0"))
+    if rank > 0:
+        import tempfile
+
+        out = Path(os.environ.get("DFNB_RANK_SCRATCH") or tempfile.mkdtemp(prefix=f"dfnb-rank{rank}-")) / chapter
+        injected = None  # papermill's output and the earlier run are rank 0's to look after
+    _use_local_gpu(str(params.get("device", "cpu")))
     executed = papermill_output() if injected is not None else None
     kept = out.resolve() / f"{chapter}.ipynb"
     if executed is not None and out.resolve() in executed.parents:
@@ -691,12 +727,21 @@ def start(chapter: str, *, results_dir: str | None = None, **params: Any) -> Run
     return run
 
 
+def _use_local_gpu(device: str) -> None:
+    """Under torchrun with ``device="cuda"``, make ``cuda`` mean this process's GPU, ``cuda:LOCAL_RANK``."""
+    if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
+
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+
+
 def set_threads(threads: int | None = None) -> int:
-    """torch CPU threads: ``threads``, or every core of the machine when None (a chapter's default).
-    Returns the number set."""
+    """torch CPU threads: ``threads``, or when None (a chapter's default) every core of the machine,
+    shared among the torchrun processes on it (``LOCAL_WORLD_SIZE``).  Returns the number set."""
     import torch
 
-    n = (os.cpu_count() or 1) if threads is None else int(threads)
+    share = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    n = max(1, (os.cpu_count() or 1) // share) if threads is None else int(threads)
     if n < 1:
         raise ParameterError(f"threads must be >= 1 or None, got {threads!r}")
     torch.set_num_threads(n)
@@ -746,17 +791,76 @@ def execute(
     force: bool = False,
     progress: bool = True,
     kernel: str = "python3",
+    precision: str | None = None,
+    workers: int | None = None,
+    nproc: int = 1,
 ) -> Path:
-    """Validate, guard, and execute ``chapter`` with papermill; return the run directory."""
-    import papermill as pm
+    """Validate, guard, and execute ``chapter`` with papermill; return the run directory.
 
+    ``precision`` / ``workers``: ``$DFNB_PRECISION`` / ``$DFNB_NUM_WORKERS`` for the kernel (None:
+    leave the environment as it is); ``nproc``: processes under torchrun (:mod:`dfnb.launch`).
+    """
     nb_path = find_chapter(chapter)
-    name = nb_path.stem
     if "results_dir" in (overrides or {}):
         raise ParameterError("pass the output folder as --out (out_dir=), not as -p results_dir=")
     if out_dir is not None and not str(out_dir).strip():
         raise ParameterError("--out is empty; leave it out for results/<profile>/<chapter>, or name a folder")
     params = resolve_params(nb_path, profile, overrides)
+    check_compute(params, precision, workers, nproc)
+    with _compute_env(precision, workers):
+        return _execute(nb_path, profile, params, out_dir, force, progress, kernel, nproc)
+
+
+def check_compute(params: dict[str, Any], precision: str | None, workers: int | None, nproc: int) -> None:
+    """A :class:`ParameterError` (one line) for ``--precision``, ``--workers`` or ``--nproc`` values that cannot run."""
+    from dfnb.engine.loader import resolve_num_workers
+    from dfnb.engine.precision import resolve_precision
+
+    device = str(params.get("device", "cpu"))
+    try:  # the flags, or the environment's $DFNB_PRECISION / $DFNB_NUM_WORKERS when not given
+        resolve_precision(precision, device)
+        resolve_num_workers(workers, device)
+    except ValueError as e:
+        raise ParameterError(str(e)) from None
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise ParameterError(f"--nproc must be an integer >= 1, got {nproc!r}")
+    if nproc > 1 and device.startswith("cuda"):
+        import torch
+
+        if device != "cuda":
+            raise ParameterError(f"--nproc {nproc} puts each process on its own GPU: pass device=cuda, not {device}")
+        if nproc > torch.cuda.device_count():
+            raise ParameterError(f"--nproc {nproc} but this machine has {torch.cuda.device_count()} GPU(s)")
+    if nproc > 1 and "batch_size" in params and isinstance(params["batch_size"], int) and params["batch_size"] % nproc:
+        raise ParameterError(f"batch_size {params['batch_size']} (global) is not divisible by --nproc {nproc}")
+
+
+class _compute_env:
+    """Set ``$DFNB_PRECISION`` / ``$DFNB_NUM_WORKERS`` (the kernel inherits them) and restore them after."""
+
+    def __init__(self, precision: str | None, workers: int | None):
+        from dfnb.engine.loader import ENV as WORKERS
+        from dfnb.engine.precision import ENV as PRECISION
+
+        self.values = {PRECISION: precision, WORKERS: None if workers is None else str(workers)}
+
+    def __enter__(self):
+        self.before = {k: os.environ.get(k) for k in self.values}
+        os.environ.update({k: v for k, v in self.values.items() if v is not None})
+
+    def __exit__(self, *exc):
+        for k, v in self.before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _execute(nb_path: Path, profile: str, params: dict[str, Any], out_dir, force: bool, progress: bool, kernel: str,
+             nproc: int) -> Path:
+    import papermill as pm
+
+    name = nb_path.stem
     out = Path(out_dir).resolve() if out_dir else result_dir(name, profile)  # relative to where you are
     if out.exists() and not out.is_dir():
         raise RunExistsError(f"--out {out} is a file, not a folder")
@@ -777,10 +881,15 @@ def execute(
     executed = out / f"{name}.ipynb"
     error = None
     try:
-        pm.execute_notebook(
-            str(nb_path), str(executed), parameters=params, kernel_name=kernel,
-            cwd=str(repo_root()), progress_bar=progress, log_output=False,
-        )
+        if nproc > 1:
+            from dfnb.launch import execute_ranks
+
+            execute_ranks(nb_path, executed, params, nproc, kernel=kernel, cwd=repo_root(), progress=progress)
+        else:
+            pm.execute_notebook(
+                str(nb_path), str(executed), parameters=params, kernel_name=kernel,
+                cwd=str(repo_root()), progress_bar=progress, log_output=False,
+            )
     except pm.PapermillExecutionError as e:
         error = e
     except BaseException as e:  # SIGINT, a dead kernel (OOM): record it, put the earlier run back
@@ -797,6 +906,7 @@ def execute(
         "wall_seconds": round(time.time() - t0, 2),
         "kernel_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
         "papermill": pm.__version__,
+        "nproc": nproc,
         "error": None if error is None else f"{error.ename}: {error.evalue}",
     }
     if error is not None:
@@ -839,6 +949,12 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default=None, help="run directory (default results/<profile>/<chapter>)")
     p.add_argument("--force", action="store_true", help="move a different earlier run to results/_archive/ first")
     p.add_argument("--list", action="store_true", help="list chapters and their parameters")
+    p.add_argument("--precision", default=None, choices=("fp32", "bf16", "fp16"),
+                   help="training / evaluation precision ($DFNB_PRECISION; default fp32 on CPU, bf16 on a GPU)")
+    p.add_argument("--workers", type=int, default=None, metavar="K",
+                   help="DataLoader workers ($DFNB_NUM_WORKERS; default 0 on CPU, min(8, cores) on a GPU)")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="run the chapter in N processes under torchrun, its trainings data-parallel (one GPU each)")
     p.set_defaults(func=_cli)
 
 
@@ -858,7 +974,8 @@ def _cli(args) -> int:
     from papermill.exceptions import PapermillExecutionError
 
     try:
-        out = execute(args.chapter, args.profile, overrides, out_dir=args.out, force=args.force)
+        out = execute(args.chapter, args.profile, overrides, out_dir=args.out, force=args.force,
+                      precision=args.precision, workers=args.workers, nproc=args.nproc)
     except PapermillExecutionError as e:  # the line above (_close_failed) named the error and the run
         if getattr(args, "debug", False):
             raise
