@@ -1034,3 +1034,26 @@ def test_seg_loss_leaves_out_fakes_without_a_true_mask():
     none = m.losses({"mask_logit": z[2:3], "logit": logit[2:3]},
                     {"mask": mask[2:3], "label": label[2:3], "has_mask": known[2:3]})
     assert none["seg"].item() == 0.0 and torch.isfinite(none["loss"])
+
+
+def test_bf16_rounding_drowns_rgas_noise_signal_and_dadf_warns():
+    """book/rerun.md: under bf16 S = |F_gau - F| is mostly rounding, under fp16 it is kept; DADF warns under bf16."""
+    m = _dadf("dadf").eval()
+    x = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(1)) * 1e-3  # RGA's noise (std 1e-3)
+
+    def s_map(dtype=None):
+        with torch.no_grad(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            return (m.encode(x + noise).float() - m.encode(x).float()).abs().flatten()
+
+    ref = s_map()
+    corr = {d: float(torch.corrcoef(torch.stack([ref, s_map(d)]))[0, 1]) for d in (torch.bfloat16, torch.float16)}
+    assert corr[torch.bfloat16] < 0.5 < 0.7 < corr[torch.float16], corr
+    assert float(s_map(torch.bfloat16).mean()) > 1.5 * float(ref.mean())  # rounding inflates S
+    with pytest.warns(UserWarning, match="bf16 autocast.*S = \\|F_gau - F\\| is then mostly rounding"):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            m(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with torch.autocast("cpu", dtype=torch.float16):
+            m(x)

@@ -17,7 +17,6 @@ CUDA context and temporaries that live only inside one operation come on top of 
 from __future__ import annotations
 
 import contextlib
-import math
 import statistics
 import time
 from typing import Any, Callable, Iterable, Iterator
@@ -37,13 +36,14 @@ def _storage_id(t: torch.Tensor) -> int:
     return t.untyped_storage()._cdata
 
 
-def saved_bytes(fn: Callable[[], Any], exclude: Iterable[torch.Tensor] = ()) -> tuple[Any, int]:
+def saved_bytes(fn: Callable[[], Any], exclude: Iterable[torch.Tensor] = (),
+                sizes: list[int] | None = None) -> tuple[Any, int]:
     """Run ``fn()``; return ``(its result, bytes of the tensors autograd saved for the backward pass)``.
 
     Each storage counts once (a view saved twice, or a tensor saved by two operations, is one
     allocation); storages of ``exclude`` (pass the model's parameters) are left out.  Under
     autocast the low-precision copies of the weights that autograd keeps are counted (they are
-    new allocations).
+    new allocations).  ``sizes``: a list that receives the bytes of each counted storage.
     """
     skip = {_storage_id(t) for t in exclude}
     seen: dict[int, int] = {}
@@ -59,6 +59,8 @@ def saved_bytes(fn: Callable[[], Any], exclude: Iterable[torch.Tensor] = ()) -> 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         result = fn()
     alive.clear()
+    if sizes is not None:
+        sizes.extend(seen.values())
     return result, sum(seen.values())
 
 
@@ -226,29 +228,35 @@ def cost_line(cost: dict[str, Any]) -> str:
 
 # ----------------------------------------------------------------------------- counting on shapes alone
 @contextlib.contextmanager
-def shapes_only(device: str = "cuda", precision: str = "fp32") -> Iterator[None]:
-    """A context in which tensors have shapes and dtypes but no data: count a model at any size.
-
-    Inside, create tensors on ``device`` ("cuda" works without a GPU) and build models with
-    :func:`fake_module`.  With ``precision`` "bf16" / "fp16" autocast is on for ``device``'s type,
-    set directly (``torch.autocast`` refuses "cuda" on a machine without a GPU): fake CUDA tensors
-    follow CUDA's autocast rules (e.g. softmax and LayerNorm in fp32, matmuls in bf16).
-    """
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
+def autocast_rules(device: str = "cuda", precision: str = "fp32") -> Iterator[None]:
+    """Autocast for ``device``'s type with ``precision``'s dtype (off for fp32), set directly:
+    ``torch.autocast`` refuses "cuda" on a machine without a GPU, where fake CUDA tensors still follow
+    CUDA's autocast rules (e.g. softmax and LayerNorm in fp32, matmuls in bf16)."""
     from dfnb.engine.precision import DTYPES
 
     kind = str(device).split(":")[0]
     was_on, was_dtype = torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind)
-    with FakeTensorMode(allow_non_fake_inputs=True):
-        try:
-            if precision != "fp32":
-                torch.set_autocast_enabled(kind, True)
-                torch.set_autocast_dtype(kind, DTYPES[precision])
-            yield
-        finally:
-            torch.set_autocast_enabled(kind, was_on)
-            torch.set_autocast_dtype(kind, was_dtype)
+    try:
+        torch.set_autocast_enabled(kind, precision != "fp32")
+        torch.set_autocast_dtype(kind, DTYPES[precision])
+        yield
+    finally:
+        torch.set_autocast_enabled(kind, was_on)
+        torch.set_autocast_dtype(kind, was_dtype)
+
+
+@contextlib.contextmanager
+def shapes_only(device: str = "cuda", precision: str = "fp32") -> Iterator[None]:
+    """A context in which tensors have shapes and dtypes but no data: count a model at any size.
+
+    Inside, create tensors on ``device`` ("cuda" works without a GPU) and build models with
+    :func:`fake_module`; ``precision`` sets :func:`autocast_rules` (change it inside with another
+    ``autocast_rules``).
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode(allow_non_fake_inputs=True), autocast_rules(device, precision):
+        yield
 
 
 def fake_module(build: Callable[[], nn.Module], device: str = "cuda") -> nn.Module:
@@ -260,7 +268,3 @@ def fake_module(build: Callable[[], nn.Module], device: str = "cuda") -> nn.Modu
         module = build()
     return module.to_empty(device=device)
 
-
-def ceil_gib(mib: float) -> int:
-    """Whole GiB, rounded up (a size to compare with a GPU's memory)."""
-    return math.ceil(mib / 1024)

@@ -176,6 +176,7 @@ class DADF(nn.Module):
         b = x.shape[0]
         out: dict[str, torch.Tensor] = {}
         if self.rga is not None:
+            _warn_if_bf16(x.device.type)
             noised, noise = self._noise(x)
             both = self.encode(torch.cat([x, x[noised] + noise]))  # one batch: B clean + n noisy
             f = both[:b]
@@ -219,6 +220,14 @@ class DADF(nn.Module):
             rec = logits.new_zeros(())
         loss = seg + self.lambda_rec * rec + self.lambda_cls * cls
         return {"loss": loss, "seg": seg.detach(), "rec": rec.detach(), "cls": cls.detach()}
+
+
+def _warn_if_bf16(device_type: str) -> None:
+    """RGA under bf16 autocast: the features' rounding (8 significant bits) exceeds the change RGA's noise makes."""
+    if torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type) == torch.bfloat16:
+        warnings.warn("DADF runs under bf16 autocast, which rounds the encoder's features more coarsely than RGA's "
+                      "noise changes them: S = |F_gau - F| is then mostly rounding. Use precision fp16 or fp32 "
+                      "(dfnb run --precision fp16)", stacklevel=3)
 
 
 def class_weights(labels: torch.Tensor) -> torch.Tensor:

@@ -194,39 +194,30 @@ def sam_kwargs(*, sam_checkpoint: str | None, sam_type: str | None, micro_sam_pa
 def training_memory(model, batch_size: int, size: int | None = None, device: str = "cpu") -> dict[str, float]:
     """Expected memory (MiB) of one training step at ``batch_size``, measured on one face: the weights,
     AdamW's gradient and two moments of the trainable ones, and the activations autograd keeps for the
-    backward pass (every tensor saved by the forward pass and ``model.losses``, parameters excluded),
-    times ``batch_size``.  ``{"weights", "gradients_and_optimizer", "activations", "total"}``.
+    backward pass (every tensor saved by the forward pass and ``model.losses``, each storage once,
+    parameters excluded; :func:`dfnb.engine.cost.saved_bytes`), times ``batch_size``.
+    ``{"weights", "gradients_and_optimizer", "activations", "total"}``.
 
     ``size``: the input side (default: the model's ``img_size``).  It is an estimate: the allocator's
-    overhead and temporary buffers come on top.
+    overhead and temporary buffers come on top.  At the paper's scale, without the memory:
+    :func:`dfnb.models.dadf.memory.step_memory`.
     """
     import torch
 
+    from dfnb.engine.cost import memory_parts, saved_bytes
+
     size = size or model.img_size
-    params = list(model.parameters())
-    ptrs = {p.data_ptr() for p in params}
-    saved = [0]
-
-    def pack(t):
-        if t.data_ptr() not in ptrs:
-            saved[0] += t.numel() * t.element_size()
-        return t
-
     was = model.training
     model.train()
     x = torch.rand(1, 3, size, size, device=device)
     batch = {"image": x, "mask": torch.zeros(1, 1, size, size, device=device), "label": torch.zeros(1, dtype=torch.long)}
     try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            model.losses(model(x), batch)["loss"]
+        _, saved = saved_bytes(lambda: model.losses(model(x), batch)["loss"], exclude=model.parameters())
     finally:
         model.train(was)
-    mib = 2.0 ** 20
-    weights = sum(p.numel() * p.element_size() for p in params) / mib
-    trainable = sum(p.numel() * p.element_size() for p in params if p.requires_grad) / mib
-    act = saved[0] * batch_size / mib
-    return {"weights": weights, "gradients_and_optimizer": 3 * trainable, "activations": act,
-            "total": weights + 3 * trainable + act}
+    mem = memory_parts(model, saved * batch_size)
+    return {"weights": mem["weights"], "gradients_and_optimizer": mem["gradients"] + mem["optimizer"],
+            "activations": mem["activations"], "total": mem["total"]}
 
 
 def true_masks(dataset):
