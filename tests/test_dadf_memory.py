@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,15 +13,10 @@ from dfnb.models.dadf import memory
 from dfnb.models.dadf.dadf import DADF
 from dfnb.models.dadf.sam import build_sam, count_parameters
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _ddp_worker import one_thread  # noqa: E402,F401  (autouse fixture)
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _micro(**kw):

@@ -284,6 +284,45 @@ def test_cost_probe_measures_without_changing_the_model():
         C.cost_probe(m, batch, steps=1)
 
 
+@pytest.fixture()
+def pretend_gpu(monkeypatch):
+    """torch.cuda's bookkeeping faked on CPU: an 80 GiB "Fake GPU" whose allocator peak is 3 GiB."""
+    calls = {"reset": 0}
+
+    class Props:
+        total_memory, major = 80 * 2 ** 30, 9
+
+    def reset(index):
+        calls["reset"] += 1
+
+    for name, fn in {"is_available": lambda: True, "synchronize": lambda *a: None, "current_device": lambda: 0,
+                     "max_memory_allocated": lambda *a: 3 * 2 ** 30, "reset_peak_memory_stats": reset,
+                     "get_device_properties": lambda *a: Props(), "get_device_name": lambda *a: "Fake GPU"}.items():
+        monkeypatch.setattr(torch.cuda, name, fn)
+    monkeypatch.setattr(C, "_PEAKS", {})
+    return calls
+
+
+def test_cost_probe_on_a_gpu_measures_the_peak_and_keeps_the_earlier_one(pretend_gpu):
+    m = BNNet()
+    batch = {"image": torch.rand(2, 3, 8, 8), "label": torch.tensor([0, 1])}
+    cost = C.cost_probe(m, batch, device="cuda", precision="fp32", steps=2)
+    opt = C.memory_parts(m, 0)["optimizer"]
+    assert cost["measured"] and cost["gpu"] == "Fake GPU" and cost["device_mib"] == 80 * 1024
+    assert cost["peak_mib"] == pytest.approx(3 * 1024 + opt)  # the allocator's peak + the AdamW state to come
+    assert pretend_gpu["reset"] == 1 and C._PEAKS == {0: 3 * 2 ** 30} and C.cuda_peak_mib() == 3 * 1024
+    assert "peak 3.0 GiB of 80.0 GiB measured" in C.cost_line(cost) and "on Fake GPU (fp32)" in C.cost_line(cost)
+
+    def oom(x):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    m.forward = oom
+    with pytest.raises(RuntimeError, match=r"^one training step at batch 2 per process \(bf16\) does not fit in the "
+                                           r"80 GiB of Fake GPU: lower batch_size, .*dfnb run --nproc N"):
+        C.cost_probe(m, batch, device="cuda", precision="bf16")
+    assert all(p.grad is None for p in m.parameters())
+
+
 def test_fit_reports_the_cost_first_and_trains_as_without_it(capsys, monkeypatch):
     a, b = _model(), _model()
     ha = _fit(a, report_cost=True)

@@ -573,7 +573,9 @@ class Run:
             import torch
 
             if torch.cuda.is_available() and str(self.params.get("device", "cpu")).startswith("cuda"):
-                self.manifest["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+                from dfnb.engine.cost import cuda_peak_mib  # the peak before a cost probe reset it, too
+
+                self.manifest["peak_cuda_mb"] = round(cuda_peak_mib(), 1)
         except ImportError:
             pass
         _write_json(self.dir / "manifest.json", self.manifest)

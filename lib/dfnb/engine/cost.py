@@ -30,6 +30,7 @@ from dfnb.engine.precision import autocast, losses_fp32
 MIB = 2.0 ** 20
 #: fp32 tensors the optimizer keeps per trainable parameter (AdamW: two moments; SGD: the momentum buffer)
 OPTIMIZER_STATES = {"adamw": 2, "sgd": 1}
+_PEAKS: dict[int, int] = {}  # CUDA device -> the allocator's peak before a probe reset it
 
 
 def _storage_id(t: torch.Tensor) -> int:
@@ -103,6 +104,14 @@ def _held_state_mib(optimizer: str | torch.optim.Optimizer) -> float:
                    if torch.is_tensor(t) and t.dim() > 0) / MIB
 
 
+def cuda_peak_mib(device: str = "cuda") -> float:
+    """The CUDA allocator's peak of this process (MiB), probes included: :func:`cost_probe` resets the
+    peak statistics to measure one step and keeps the earlier peak here."""
+    index = torch.device(device).index
+    index = torch.cuda.current_device() if index is None else index
+    return max(torch.cuda.max_memory_allocated(index), _PEAKS.get(index, 0)) / MIB
+
+
 def gpu_name(device: str) -> str:
     """The GPU's name for a CUDA ``device``, else ``"none"``."""
     if str(device).startswith("cuda") and torch.cuda.is_available():
@@ -158,7 +167,10 @@ def cost_probe(model: nn.Module, batch: dict, *, device: str = "cpu", precision:
             p.grad = None
         if cuda:
             torch.cuda.synchronize(device)
-            torch.cuda.reset_peak_memory_stats(device)
+            index = torch.device(device).index
+            index = torch.cuda.current_device() if index is None else index
+            _PEAKS[index] = max(_PEAKS.get(index, 0), torch.cuda.max_memory_allocated(index))
+            torch.cuda.reset_peak_memory_stats(index)
         for _ in range(steps):
             t0 = time.perf_counter()
             loss, counted = saved_bytes(step, exclude=params)
@@ -171,7 +183,7 @@ def cost_probe(model: nn.Module, batch: dict, *, device: str = "cpu", precision:
             for p in params:
                 p.grad = None
         if cuda:
-            peak = torch.cuda.max_memory_allocated(device) / MIB
+            peak = torch.cuda.max_memory_allocated(index) / MIB
     except torch.cuda.OutOfMemoryError as e:
         total = torch.cuda.get_device_properties(torch.device(device)).total_memory / 2 ** 30
         raise RuntimeError(f"one training step at batch {int(batch['image'].shape[0])} per process ({precision}) does "
