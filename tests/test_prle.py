@@ -920,6 +920,8 @@ def test_maps_figure_exploit_frames_and_jpeg():
     store = MapStore(np.full((4, 2, 8, 8), 128, np.uint8), keys, ["a", "b"])
     picks = study.family_examples(data)
     assert picks == [1, 3]
+    toy = [{"method": m, "label": int(m != "real")} for m in ["real", "a", "b", "a", "a", "b", "c"]]
+    assert study.family_examples(toy, n=2, per_family=2) == [1, 3, 2, 5]
     fig = study.maps_figure(data, picks, store, {"fused": FusedMaps(np.ones((4, 8, 8), np.float16), keys)})
     assert [ax.get_title() for ax in fig.axes[:5]] == ["image", "a", "b", "fused", "true mask"]
     assert all(ax.title.get_fontsize() >= 9 for ax in fig.axes[:5])
@@ -930,6 +932,21 @@ def test_maps_figure_exploit_frames_and_jpeg():
     assert frames[0].shape == (8, 3 * 8 + 8, 3) and frames[0].dtype == np.uint8
     assert captions == ["alpha = 1.0: 16 pixels removed (25.0% of the image)",
                         "alpha = 0.5: 8 pixels removed (12.5% of the image)"]
+    # the mask viewer's inputs: Grad-CAM of one detector (its uint8 map / 255) and each fused map, per pick
+    maps = np.zeros((4, 2, 8, 8), np.uint8)
+    maps[3, 1] = 255
+    fused = np.zeros((4, 8, 8), np.float16)
+    fused[1, :4] = 0.5
+    images, masks, probs, caps = study.viewer_inputs(data, picks, MapStore(maps, keys, ["a", "b"]),
+                                                     {"avg": FusedMaps(fused, keys)}, detectors=["b"])
+    assert images.shape == (2, 3, 8, 8) and masks.shape == (2, 8, 8) and list(probs) == ["Grad-CAM b", "fused: avg"]
+    assert probs["Grad-CAM b"][1].min() == 1.0 and probs["Grad-CAM b"][0].max() == 0.0
+    assert probs["fused: avg"][0].sum() == 16.0 and probs["fused: avg"][1].sum() == 0.0
+    assert caps == [f"{data[i]['method']} (fake)" for i in picks]
+    import dfnb.viz as viz
+
+    html = viz.mask_viewer(images, masks, probs, captions=caps)._repr_html_()
+    assert "Grad-CAM b" in html and "fused: avg" in html
 
 
 def test_diagnostics_markdown_says_missing():

@@ -43,7 +43,7 @@ __all__ = [
     "backbone_rows", "backbones_wide", "backbones_vs_paper", "table2_claims", "table3_long", "table3_wide",
     "table3_gains", "table6_table", "fig6_table", "cost_table", "ablation_claims", "fig8_claim",
     "single_seed_claims", "table5_table", "deviations", "FUSION_VARIANT", "maps_figure", "jpeg", "exploit_frames",
-    "fig6_figure", "sweep_figure", "Masked", "masked_sweep", "step_cost", "training_overhead",
+    "fig6_figure", "sweep_figure", "viewer_inputs", "Masked", "masked_sweep", "step_cost", "training_overhead",
     "table2_sentence", "backbones_sentence", "table3_sentence", "table6_sentence", "diagnostics_markdown",
     "PAPER_TEST_SET", "PAPER_ARCH", "FAMILY_PAPER", "STRIDE16", "MAIN", "SEEDED",
 ]
@@ -764,11 +764,12 @@ def cost_table(meta: Mapping, overhead: float):
 
 
 # ----------------------------------------------------------------------------- figures
-def family_examples(dataset, n: int = 4) -> list[int]:
-    """Indices of the first fake sample of each manipulation family, in order of appearance, at most ``n``."""
+def family_examples(dataset, n: int = 4, per_family: int = 1) -> list[int]:
+    """Indices of the first ``per_family`` fake samples of each manipulation family (family by family, in
+    order of appearance), for at most ``n`` families."""
     meta = [(dataset[i]["method"], int(dataset[i]["label"])) for i in range(len(dataset))]
-    fams = dict.fromkeys(m for m, y in meta if y == 1)
-    return [next(i for i, (m, y) in enumerate(meta) if m == f and y == 1) for f in fams][:n]
+    fams = list(dict.fromkeys(m for m, y in meta if y == 1))[:n]
+    return [i for f in fams for i in [j for j, (m, y) in enumerate(meta) if m == f and y == 1][:per_family]]
 
 
 def maps_figure(dataset, picks: Sequence[int], store, fused: Mapping[str, object]):
@@ -795,6 +796,23 @@ def maps_figure(dataset, picks: Sequence[int], store, fused: Mapping[str, object
         axes[r, 0].set_ylabel(dataset[i]["method"], fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def viewer_inputs(dataset, picks: Sequence[int], store, fused: Mapping[str, object], detectors: Sequence[str] = ()):
+    """What ``viz.mask_viewer`` shows for the picked samples: images (B, 3, H, W), true masks (B, H, W),
+    ``{panel name: maps (B, H, W)}`` with the Grad-CAM map of each of ``detectors`` (from ``store``) then each
+    fused map of ``fused``, and one caption per sample (family, label)."""
+    from dfnb.models.prle.static import sample_key
+
+    items = [dataset[i] for i in picks]
+    keys = [sample_key(it) for it in items]
+    raw = store.raw(keys)  # (B, D, H, W)
+    probs = {f"Grad-CAM {d}": raw[:, store.detectors.index(d)] for d in detectors}
+    probs.update({f"fused: {name}": torch.stack([f[k] for k in keys]).float() for name, f in fused.items()})
+    images = torch.stack([it["image"] for it in items])
+    masks = torch.stack([it["mask"][0] for it in items])
+    captions = [f"{it['method']} ({'fake' if int(it['label']) else 'real'})" for it in items]
+    return images, masks, probs, captions
 
 
 def jpeg(fig, dpi: int = 100, quality: int = 85) -> bytes:
