@@ -699,7 +699,8 @@ def deviations(*, size: int, n_train: int, zoo: Sequence[str], detector: str, ep
         ("training", "not stated in full (GPU, ~20 epochs)", f"AdamW, cosine, {epochs} epochs, checkpoint on "
          "validation AUC", "CPU budget; the training curves show convergence"),
         ("seeds", "one run per row", f"{n_seeds} training seeds for baseline, + PRLE, alpha = 1 and average fusion; "
-         "one for Tables III, IV, VI and Fig. 6", "3 seeds decide a claim; the one-seed rows are inconclusive"),
+         "one for the Table IV masks, the other backbones and Tables III, VI and Fig. 6 (when run)",
+         "3 seeds decide a claim; the one-seed rows are inconclusive"),
     ]
     return pd.DataFrame(rows, columns=["aspect", "paper", "this run", "reason"]).set_index("aspect")
 
