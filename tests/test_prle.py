@@ -593,6 +593,8 @@ def test_cam_layer_zoo_order_variants_and_seeds():
     assert list(v) == ["baseline", "+ PRLE"] and v["baseline"] is None and v["+ PRLE"].alpha == "paper"
     v = study.table2_variants(store, store, 8, p=0.3, gamma=1.0, ablations=True)
     assert len(v) == 6 and v["+ PRLE, alpha = 1 (no exploitation)"].alpha == 1.0
+    no4 = study.table2_variants(store, store, 8, p=0.3, gamma=1.0, ablations=True, table4=False)
+    assert list(no4) == list(v)[:4]
     assert all(t.p == 0.3 for t in list(v.values())[1:])
     assert isinstance(v["+ random rectangles (Table IV)"].maps, RandomRectangles)
     assert study.variant_seeds("+ PRLE", 5, 3) == [5, 6, 7] and study.variant_seeds("+ PRLE, average fusion", 5, 3) == [5, 6, 7]

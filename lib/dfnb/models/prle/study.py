@@ -156,16 +156,19 @@ def nested_zoos(detectors: Sequence[str]) -> list[list[str]]:
     return [detectors[:k] for k in range(1, len(detectors) + 1)]
 
 
-def table2_variants(fused, average, size: int, *, p: float, gamma: float, ablations: bool) -> dict:
+def table2_variants(fused, average, size: int, *, p: float, gamma: float, ablations: bool,
+                    table4: bool = True) -> dict:
     """``{variant: train_transform}`` of section 5: the baseline (None), + PRLE (neighbouring-fused
     maps ``fused``, alpha ~ U(0, 1]) and, with ``ablations``, alpha = 1 (Table VII), the ``average``-fused
-    maps (Table V), random rectangles and landmark parts (Table IV; binary masks, alpha = 1)."""
+    maps (Table V) and, with ``table4`` too, random rectangles and landmark parts (Table IV; binary masks,
+    alpha = 1)."""
     from dfnb.models.prle.exploit import LandmarkRegions, PRLEAugment, RandomRectangles
 
     out = {"baseline": None, "+ PRLE": PRLEAugment(fused, p=p, gamma=gamma, alpha="paper")}
     if ablations:
         out["+ PRLE, alpha = 1 (no exploitation)"] = PRLEAugment(fused, p=p, gamma=gamma, alpha=1.0)
         out["+ PRLE, average fusion"] = PRLEAugment(average, p=p, gamma=gamma, alpha="paper")
+    if ablations and table4:
         out["+ random rectangles (Table IV)"] = PRLEAugment(RandomRectangles((size, size)), p=p, gamma=gamma,
                                                             alpha=1.0)
         out["+ landmark parts (Table IV)"] = PRLEAugment(LandmarkRegions((size, size)), p=p, gamma=gamma,
