@@ -634,13 +634,28 @@ def test_zoo_table_rows():
     from dfnb.models.prle.study import zoo_table
 
     arch = lambda pre: SimpleNamespace(dfnb_arch={"name": "m", "kwargs": {"pretrained": pre}})  # noqa: E731
-    exps = {"a": SimpleNamespace(train_seconds=2, model=arch(True)),
-            "x": SimpleNamespace(train_seconds=3.5, model=arch(False))}
+    exps = {"a": SimpleNamespace(train_seconds=2, model=arch(True), cached=False, path=None),
+            "x": SimpleNamespace(train_seconds=3.5, model=arch(False), cached=False, path=None)}
     val = {"a": {"frame_auc": 0.9, "frame_acc": 0.8}, "x": {"frame_auc": 0.6, "frame_acc": 0.5}}
     t = zoo_table(exps, val, {"a": "l1", "x": "l2"}, ["a"])
     assert list(t.index) == ["a", "x"] and list(t["used for"]) == ["zoo", "Fig. 6 only"]
     assert t.loc["x", "val AUC"] == 0.6 and t.loc["x", "train s (when trained)"] == 3.5 and t.loc["a", "Grad-CAM layer"] == "l1"
     assert list(t["ImageNet init"]) == [True, False]
+
+
+def test_imagenet_init_of_a_cache_loaded_model_reads_its_key(tmp_path):
+    """A cached experiment is rebuilt with pretrained=False; its key says how it was trained."""
+    import json
+    from types import SimpleNamespace
+
+    from dfnb.models.backbones import lite_weights_available
+    from dfnb.models.prle.study import imagenet_init
+
+    rebuilt = SimpleNamespace(dfnb_arch={"name": "efficientnet_lite1", "kwargs": {"pretrained": False}})
+    for name, pre, want in [("efficientnet_lite1", None, lite_weights_available(1)), ("resnet50", False, False),
+                            ("efficientnet_lite0", False, False), ("resnet50", True, True)]:
+        (tmp_path / "key.json").write_text(json.dumps({"model": {"name": name, "kwargs": {"pretrained": pre}}}))
+        assert imagenet_init(SimpleNamespace(cached=True, path=tmp_path, model=rebuilt)) is want, (name, pre)
 
 
 def _reports(values):
@@ -813,6 +828,8 @@ def test_backbone_rows_wide_vs_paper_and_sentence():
     text = study.backbones_sentence(cmp, "efficientnet_lite0", 2)
     assert "for 2 of 2 backbones" in text and "lowered it for 0" in text and "has 2 seeds" in text
     _no_bad_words(text)
+    one = study.backbones_sentence(cmp.loc[["efficientnet_lite0"]], "efficientnet_lite0", 3)
+    assert "1 of 1 backbone" in one and "the others" not in one and "has 3 seeds here" in one
 
 
 def test_table3_tables_and_sentence():
@@ -956,6 +973,9 @@ def test_diagnostics_markdown_says_missing():
 
     text = diagnostics_markdown(fused_share=40.0, drop=3.0, lift=1.5, weakest="r", weakest_auc=0.55, p=0.5)
     assert "**40 %**" in text and "≈ 20 %" in text and "**-3.0 points**" in text and "1.50×" in text
+    assert "below the 0.9 bar" in text and "has not learnt" in text
+    good = diagnostics_markdown(fused_share=40.0, drop=3.0, lift=1.5, weakest="r", weakest_auc=0.96, p=0.5)
+    assert "every zoo member has learnt the task" in good and "has not learnt" not in good
     gone = diagnostics_markdown(fused_share=40.0, drop=float("nan"), lift=float("nan"), weakest="r",
                                 weakest_auc=0.5, p=0.5)
     assert gone.count("missing") == 2
