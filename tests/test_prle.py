@@ -593,6 +593,8 @@ def test_cam_layer_zoo_order_variants_and_seeds():
     assert list(v) == ["baseline", "+ PRLE"] and v["baseline"] is None and v["+ PRLE"].alpha == "paper"
     v = study.table2_variants(store, store, 8, p=0.3, gamma=1.0, ablations=True)
     assert len(v) == 6 and v["+ PRLE, alpha = 1 (no exploitation)"].alpha == 1.0
+    no4 = study.table2_variants(store, store, 8, p=0.3, gamma=1.0, ablations=True, table4=False)
+    assert list(no4) == list(v)[:4]
     assert all(t.p == 0.3 for t in list(v.values())[1:])
     assert isinstance(v["+ random rectangles (Table IV)"].maps, RandomRectangles)
     assert study.variant_seeds("+ PRLE", 5, 3) == [5, 6, 7] and study.variant_seeds("+ PRLE, average fusion", 5, 3) == [5, 6, 7]
@@ -632,13 +634,28 @@ def test_zoo_table_rows():
     from dfnb.models.prle.study import zoo_table
 
     arch = lambda pre: SimpleNamespace(dfnb_arch={"name": "m", "kwargs": {"pretrained": pre}})  # noqa: E731
-    exps = {"a": SimpleNamespace(train_seconds=2, model=arch(True)),
-            "x": SimpleNamespace(train_seconds=3.5, model=arch(False))}
+    exps = {"a": SimpleNamespace(train_seconds=2, model=arch(True), cached=False, path=None),
+            "x": SimpleNamespace(train_seconds=3.5, model=arch(False), cached=False, path=None)}
     val = {"a": {"frame_auc": 0.9, "frame_acc": 0.8}, "x": {"frame_auc": 0.6, "frame_acc": 0.5}}
     t = zoo_table(exps, val, {"a": "l1", "x": "l2"}, ["a"])
     assert list(t.index) == ["a", "x"] and list(t["used for"]) == ["zoo", "Fig. 6 only"]
     assert t.loc["x", "val AUC"] == 0.6 and t.loc["x", "train s (when trained)"] == 3.5 and t.loc["a", "Grad-CAM layer"] == "l1"
     assert list(t["ImageNet init"]) == [True, False]
+
+
+def test_imagenet_init_of_a_cache_loaded_model_reads_its_key(tmp_path):
+    """A cached experiment is rebuilt with pretrained=False; its key says how it was trained."""
+    import json
+    from types import SimpleNamespace
+
+    from dfnb.models.backbones import lite_weights_available
+    from dfnb.models.prle.study import imagenet_init
+
+    rebuilt = SimpleNamespace(dfnb_arch={"name": "efficientnet_lite1", "kwargs": {"pretrained": False}})
+    for name, pre, want in [("efficientnet_lite1", None, lite_weights_available(1)), ("resnet50", False, False),
+                            ("efficientnet_lite0", False, False), ("resnet50", True, True)]:
+        (tmp_path / "key.json").write_text(json.dumps({"model": {"name": name, "kwargs": {"pretrained": pre}}}))
+        assert imagenet_init(SimpleNamespace(cached=True, path=tmp_path, model=rebuilt)) is want, (name, pre)
 
 
 def _reports(values):
@@ -811,6 +828,8 @@ def test_backbone_rows_wide_vs_paper_and_sentence():
     text = study.backbones_sentence(cmp, "efficientnet_lite0", 2)
     assert "for 2 of 2 backbones" in text and "lowered it for 0" in text and "has 2 seeds" in text
     _no_bad_words(text)
+    one = study.backbones_sentence(cmp.loc[["efficientnet_lite0"]], "efficientnet_lite0", 3)
+    assert "1 of 1 backbone" in one and "the others" not in one and "has 3 seeds here" in one
 
 
 def test_table3_tables_and_sentence():
@@ -920,6 +939,8 @@ def test_maps_figure_exploit_frames_and_jpeg():
     store = MapStore(np.full((4, 2, 8, 8), 128, np.uint8), keys, ["a", "b"])
     picks = study.family_examples(data)
     assert picks == [1, 3]
+    toy = [{"method": m, "label": int(m != "real")} for m in ["real", "a", "b", "a", "a", "b", "c"]]
+    assert study.family_examples(toy, n=2, per_family=2) == [1, 3, 2, 5]
     fig = study.maps_figure(data, picks, store, {"fused": FusedMaps(np.ones((4, 8, 8), np.float16), keys)})
     assert [ax.get_title() for ax in fig.axes[:5]] == ["image", "a", "b", "fused", "true mask"]
     assert all(ax.title.get_fontsize() >= 9 for ax in fig.axes[:5])
@@ -930,6 +951,21 @@ def test_maps_figure_exploit_frames_and_jpeg():
     assert frames[0].shape == (8, 3 * 8 + 8, 3) and frames[0].dtype == np.uint8
     assert captions == ["alpha = 1.0: 16 pixels removed (25.0% of the image)",
                         "alpha = 0.5: 8 pixels removed (12.5% of the image)"]
+    # the mask viewer's inputs: Grad-CAM of one detector (its uint8 map / 255) and each fused map, per pick
+    maps = np.zeros((4, 2, 8, 8), np.uint8)
+    maps[3, 1] = 255
+    fused = np.zeros((4, 8, 8), np.float16)
+    fused[1, :4] = 0.5
+    images, masks, probs, caps = study.viewer_inputs(data, picks, MapStore(maps, keys, ["a", "b"]),
+                                                     {"avg": FusedMaps(fused, keys)}, detectors=["b"])
+    assert images.shape == (2, 3, 8, 8) and masks.shape == (2, 8, 8) and list(probs) == ["Grad-CAM b", "fused: avg"]
+    assert probs["Grad-CAM b"][1].min() == 1.0 and probs["Grad-CAM b"][0].max() == 0.0
+    assert probs["fused: avg"][0].sum() == 16.0 and probs["fused: avg"][1].sum() == 0.0
+    assert caps == [f"{data[i]['method']} (fake)" for i in picks]
+    import dfnb.viz as viz
+
+    html = viz.mask_viewer(images, masks, probs, captions=caps)._repr_html_()
+    assert "Grad-CAM b" in html and "fused: avg" in html
 
 
 def test_diagnostics_markdown_says_missing():
@@ -937,6 +973,9 @@ def test_diagnostics_markdown_says_missing():
 
     text = diagnostics_markdown(fused_share=40.0, drop=3.0, lift=1.5, weakest="r", weakest_auc=0.55, p=0.5)
     assert "**40 %**" in text and "≈ 20 %" in text and "**-3.0 points**" in text and "1.50×" in text
+    assert "below the 0.9 bar" in text and "has not learnt" in text
+    good = diagnostics_markdown(fused_share=40.0, drop=3.0, lift=1.5, weakest="r", weakest_auc=0.96, p=0.5)
+    assert "every zoo member has learnt the task" in good and "has not learnt" not in good
     gone = diagnostics_markdown(fused_share=40.0, drop=float("nan"), lift=float("nan"), weakest="r",
                                 weakest_auc=0.5, p=0.5)
     assert gone.count("missing") == 2
