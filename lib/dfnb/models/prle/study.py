@@ -419,8 +419,6 @@ _ABLATION_PAPER = {"baseline": ("II", "", None), "+ PRLE": ("II", " + PRLE", Non
 def ablation_paper(arch: str | None, variants: Sequence[str]) -> dict[str, float]:
     """Per variant of section 5, the paper's mean AUC (points) over DFDC, DF-1.0 and Celeb-DF for
     backbone ``arch`` (Tables II, IV, VII; trained on FF++); NaN where the paper has no such row."""
-    from dfnb import papers
-
     out = {}
     for v in variants:
         spec = _ABLATION_PAPER.get(v)
@@ -428,11 +426,7 @@ def ablation_paper(arch: str | None, variants: Sequence[str]) -> dict[str, float
             out[v] = float("nan")
             continue
         table, suffix, setting = spec
-        try:
-            out[v] = float(np.mean([papers.paper_value("prle", table, method=arch + suffix, metric="AUC",
-                                                       test_set=t, setting=setting) for t in _PAPER_SETS]))
-        except KeyError:
-            out[v] = float("nan")
+        out[v] = _paper_mean(arch, table, setting, suffix)
     return out
 
 
