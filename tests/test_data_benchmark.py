@@ -58,7 +58,7 @@ def test_fake_equals_its_pristine_source_where_mask_is_zero(ffpp_raw):
     assert n == 16
 
 
-def test_load_split_hands_out_pristine_sources_for_synthetic_sets_only(ffpp_raw, cache, monkeypatch, tmp_path):
+def test_load_split_hands_out_pristine_sources_for_synthetic_sets_and_ffpp_only(ffpp_raw, cache, monkeypatch, tmp_path):
     from dfnb.data import load_split
 
     monkeypatch.setenv("DFNB_DATA_CACHE", str(cache))  # the module's cache: ffpp_raw is reused, not rendered
@@ -68,8 +68,9 @@ def test_load_split_hands_out_pristine_sources_for_synthetic_sets_only(ffpp_raw,
     x = ds[fake]
     assert (x["image"] - x["source"]).abs().amax(0)[x["mask"][0] == 1].mean() > 0.01
     assert "source" not in load_split("ffpp-syn", "test", quality="raw", **KW)[1][fake]
-    with pytest.raises(ValueError, match="return_source"):  # refused before any real file is read
-        load_split("ffpp-syn", "test", real="ffpp", root=tmp_path, return_source=True)
+    for real in ("celebdf", "dfdc", "dfo"):  # no frame-aligned pristine video: refused before any file is read
+        with pytest.raises(ValueError, match=f"return_source=True, but {real} has no frame-aligned pristine"):
+            load_split("celebdf-syn", "test", real=real, root=tmp_path, return_source=True)
 
 
 def test_same_seed_gives_byte_identical_data(tmp_path):

@@ -396,3 +396,94 @@ def test_sizes_and_splits_a_set_does_not_have_are_errors(tmp_path):
     with pytest.raises(ValueError, match="DFDC has the splits 'train' .* and 'test', not 'val'"):
         list_items("dfdc", tmp_path / "dfdc", "val")
     assert not (tmp_path / "c").exists()
+
+
+def _magenta(image) -> bool:
+    return int(((image[..., 0] > 180) & (image[..., 1] < 90) & (image[..., 2] > 180)).sum()) > 200
+
+
+def paired_boxes(image):
+    """The face's bounding box; 8 px further right on a frame with the fake's magenta patch, so that the
+    fake's box differs from the original's and a source cut with the wrong box shows."""
+    ys, xs = np.nonzero((np.abs(image.astype(int) - 70) > 20).any(2))
+    x0, y0 = float(xs.min()), float(ys.min())
+    return [(x0 + (8.0 if _magenta(image) else 0.0), y0, float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1), 1.0)]
+
+
+def _patched(frames):
+    """The frames with a magenta patch on the face (it moves with the face: 3 px right per frame)."""
+    out = []
+    for t, f in enumerate(frames):
+        f = f.copy()
+        y, x = 18 + t % 2, 26 + 3 * t
+        f[y + 40:y + 75, x + 30:x + 75] = (255, 0, 255)
+        out.append(f)
+    return out
+
+
+def test_ffpp_fakes_carry_the_pristine_frame_cut_with_their_own_box(tmp_path, monkeypatch):
+    """return_source on real FF++: a fake's source is original XXX's frame at the same index, cropped with the
+    fake's face box; a real face's source is its image; a fake without (that frame of) its original is skipped
+    and counted; other sets refuse; the crops without sources are a separate cache entry."""
+    import torch
+
+    from dfnb.data import FaceForgeryDataset, load_split
+    from dfnb.data.real import PairedFaces
+
+    root = tmp_path / "ff"
+    orig = root / "original_sequences/youtube/c23/videos"
+    _write_video(orig / "000.avi", _face_frames(5))
+    _write_video(orig / "001.avi", _face_frames(3))  # shorter than its fake: frame 4 has no pristine
+    man = root / "manipulated_sequences/Deepfakes/c23/videos"
+    _write_video(man / "000_001.avi", _patched(_face_frames(5)))
+    _write_video(man / "001_000.avi", _patched(_face_frames(5)))
+    _write_video(man / "005_000.avi", _patched(_face_frames(5)))  # no original 005
+    kw = dict(split="all", frames_per_video=3, size=64, methods=["real", "deepfakes"], detector=paired_boxes,
+              cache=tmp_path / "c", progress=False)
+    with pytest.warns(UserWarning, match="skipped 1 videos and 1 frames"):
+        ds = load_real("ffpp", root, return_source=True, **kw)
+    assert type(ds) is PairedFaces and ds.return_source
+    why = {(Path(s["path"]).name, s.get("frame")): s["reason"] for s in ds.skipped}
+    assert why == {("005_000.avi", None): "no pristine video 005 (return_source); video skipped",
+                   ("001_000.avi", 4): "pristine video shorter than the fake (return_source); frame skipped"}
+    assert ds.summary() == {"real": 6, "deepfakes": 5, "skipped": 2}
+    n_checked = 0
+    for i, r in enumerate(ds.rows):
+        x = ds[i]
+        assert x["source"].shape == x["image"].shape == (3, 64, 64) and x["source"].dtype == torch.float32
+        if r["label"] == 0:
+            assert torch.equal(x["source"], x["image"])
+            continue
+        fi = r["frame"]
+        fake = read_frames(str(man / f"{r['video_id']}.avi"), 0, indices=[fi])[1][0]
+        pristine = read_frames(str(orig / f"{r['video_id'][:3]}.avi"), 0, indices=[fi])[1][0]
+        box, own = paired_boxes(fake)[0][:4], paired_boxes(pristine)[0][:4]
+        assert box[0] == own[0] + 8  # the fake's box is not the original's
+        want = crop_face(pristine, box, 64, 1.3)[0]
+        got = (x["source"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        assert np.array_equal(got, want)
+        assert not np.array_equal(got, crop_face(pristine, own, 64, 1.3)[0])
+        pm = np.zeros(fake.shape[:2], np.uint8)
+        pm[_patched([np.full_like(fake, 70)] * (fi + 1))[fi][..., 1] == 0] = 255  # the patch of frame fi
+        inside = crop_face(fake, box, 64, 1.3, mask=pm)[1] > 128
+        diff = (x["image"] - x["source"]).abs().amax(0).numpy()
+        assert inside.sum() > 100 and diff[inside].mean() > 0.4 and diff[~inside].mean() < 0.05
+        n_checked += 1
+    assert n_checked == 5
+    pre = PairedFaces(ds.root).preload()
+    assert all(torch.equal(pre[i]["source"], ds[i]["source"]) for i in range(len(ds)))
+    # without return_source: the plain crops, another cache entry, no source key
+    plain = load_real("ffpp", root, **kw)  # every video kept: nothing to warn about
+    assert type(plain) is FaceForgeryDataset and plain.root != ds.root and "source" not in plain[0]
+    assert load_real("ffpp", root, return_source=True, **kw).root == ds.root  # cached
+    monkeypatch.setenv("DFNB_REAL_CACHE", str(tmp_path / "c"))
+    from dfnb.data import landmarks
+
+    monkeypatch.setattr(landmarks, "get_detector", lambda name: paired_boxes)  # load_split's "auto" detector
+    monkeypatch.setattr(landmarks, "detector_name", lambda name: "paired_boxes")
+    with pytest.warns(UserWarning, match="skipped 1 videos"):
+        name, sp = load_split("ffpp-syn", "all", real="ffpp", root=root, size=32, frames_per_video=2,
+                              real_methods=["deepfakes"], return_source=True)
+    assert name == "ffpp (real)" and type(sp) is PairedFaces and "source" in sp[0]
+    with pytest.raises(ValueError, match="celebdf has no frame-aligned pristine video"):
+        load_real("celebdf", root, return_source=True, cache=tmp_path / "c")

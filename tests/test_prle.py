@@ -809,6 +809,34 @@ def test_gain_table_and_table2_sentence():
     _no_bad_words(other)
 
 
+def test_real_set_names_meet_the_same_paper_columns_as_the_synthetic_ones():
+    """On real data (load_split's "<name> (real)") the gain table, the Table II claims and the sentence read the
+    paper's value of the column the synthetic stand-in plays; FF++ (in-domain) has none either way."""
+    import pandas as pd
+
+    from dfnb.models.prle import study
+
+    real = {"ffpp-syn": "ffpp (real)", "dfdc-syn": "dfdc (real)", "celebdf-syn": "celebdf (real)",
+            "dfo-syn": "dfo (real)"}
+    for syn, rn in real.items():
+        assert study.PAPER_TEST_SET.get(rn) == study.PAPER_TEST_SET.get(syn), rn
+    per_seed = study.per_seed_table(_table2_reports())
+    per_real = per_seed.assign(**{"test set": per_seed["test set"].map(real)})
+    g_syn = study.gain_table(study.variant_means(per_seed), _SETS)
+    g_real = study.gain_table(study.variant_means(per_real), [real[t] for t in _SETS])
+    assert g_real["paper's test set"].tolist() == g_syn["paper's test set"].tolist() == ["—", "DFDC", "Celeb-DF"]
+    assert g_real.loc["celebdf (real)", "paper gain, EfficientNet"] == pytest.approx(
+        g_syn.loc["celebdf-syn", "paper gain, EfficientNet"]) == pytest.approx(study.paper_gain("EfficientNet", "Celeb-DF"))
+    pd.testing.assert_frame_equal(g_real.reset_index(drop=True), g_syn.reset_index(drop=True))
+    c_syn = study.table2_claims(per_seed, "efficientnet_lite0", "ffpp-syn")
+    c_real = study.table2_claims(per_real, "efficientnet_lite0", "ffpp (real)")
+    assert len(c_real) == len(c_syn) == 3
+    assert [c["paper_effect"] for c in c_real] == pytest.approx([c["paper_effect"] for c in c_syn])
+    want = np.mean([study.paper_gain("EfficientNet", t) for t in ("DFDC", "Celeb-DF")])
+    text = study.table2_sentence(g_real, "ffpp (real)", arch="EfficientNet", n_seeds=2, n_cross_faces=20)
+    assert f"{want:+.2f} for EfficientNet" in text and "dfdc (real)" in text
+
+
 def test_backbone_rows_wide_vs_paper_and_sentence():
     from dfnb.models.prle import study
 

@@ -39,23 +39,24 @@ def load_split(synthetic: str, split: str, *, real: str | None = None, root=None
     ``REAL_QUALITY`` (hq -> c23, lq -> c40), ``real_methods`` picks methods in the real set's own naming
     (``methods`` is for the synthetic one) and ``n_videos`` is not used (the real set's split is
     taken whole); ``frames_per_video`` frames are sampled evenly per video (default 8).
-    ``return_source``: items also carry the pristine face each fake was made from under ``source``
-    (synthetic sets only; the real loaders have no aligned pristine frame, so it is a ``ValueError``
-    with a ``root``).
+    ``return_source``: items also carry the pristine face each fake was made from under ``source`` (a
+    real face: its image); of the real sets only FF++ has one (the original video's frame at the fake's
+    index, cropped with the fake's box: ``dfnb.data.real.PairedFaces``), any other is a ``ValueError``.
     """
     if root is None:
         return synthetic, load_benchmark(synthetic, split, size=size, n_videos=n_videos,
                                          frames_per_video=frames_per_video, quality=quality, seed=seed,
                                          methods=methods, progress=progress, return_source=return_source)
-    if return_source:
-        raise ValueError(f"load_split({synthetic!r}, root=...): return_source=True, but the real loader has no "
-                         "aligned pristine face per fake")
     if real is None:
         raise ValueError(f"load_split({synthetic!r}): a root was given but no real data-set name")
+    if return_source and real != "ffpp":
+        raise ValueError(f"load_split({synthetic!r}, real={real!r}): return_source=True, but {real} has no "
+                         "frame-aligned pristine video per fake (only ffpp has)")
     if quality not in REAL_QUALITY:
         raise ValueError(f"quality must be one of {sorted(REAL_QUALITY)}, got {quality!r}")
     ds = load_real(real, root, split=split, size=size, frames_per_video=frames_per_video or 8,
-                   quality=REAL_QUALITY[quality], methods=real_methods, progress=progress)
+                   quality=REAL_QUALITY[quality], methods=real_methods, progress=progress,
+                   return_source=return_source)
     return f"{real} (real)", ds
 
 

@@ -57,6 +57,7 @@ import numpy as np
 
 from dfnb.data import facebox
 from dfnb.data import landmarks as L
+from dfnb.data.benchmark import FaceForgeryDataset
 
 log = logging.getLogger(__name__)
 VIDEO_EXT = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -79,14 +80,16 @@ class Item:
     method: str
     video_id: str
     mask: str | None = None
+    pristine: str | None = None  # FF++ fakes: the original video they were made from (frame-aligned)
 
 
-def _file_stamps(items) -> str:
-    """SHA-256 over every item's video (or frame folder) and mask: path, size and modification time (ns),
-    so that changed videos under the same root give a new cache entry, never the old crops."""
+def _file_stamps(items, pristine: bool = False) -> str:
+    """SHA-256 over every item's video (or frame folder) and mask (and, with ``pristine``, its original
+    video): path, size and modification time (ns), so that changed videos under the same root give a new
+    cache entry, never the old crops."""
     h = hashlib.sha256()
     for it in items:
-        for f in (it.path, it.mask):
+        for f in (it.path, it.mask) + ((it.pristine,) if pristine else ()):
             if f is None:
                 continue
             p = Path(f)
@@ -156,7 +159,12 @@ def _ffpp_like(root: Path, name: str, split: str, quality: str, methods, real_su
             if keep is not None and p.stem not in keep:
                 continue
             mp = md / p.name
-            items.append(Item(str(p), 1, m, p.stem, str(mp) if mp.exists() else None))
+            src = None
+            if name == "ffpp":  # XXX_YYY.mp4 is made from (and frame-aligned with) the original XXX.mp4
+                tgt = p.stem.split("_")[0]
+                src = next((c for c in (real_dir / f"{tgt}{e}" for e in (p.suffix,) + VIDEO_EXT) if c.is_file()), None)
+            items.append(Item(str(p), 1, m, p.stem, str(mp) if mp.exists() else None,
+                              None if src is None else str(src)))
     return items
 
 
@@ -450,9 +458,44 @@ def _no_detector(image):
     return [(0.0, 0.0, float(w), float(h), 1.0)]
 
 
+class PairedFaces(FaceForgeryDataset):
+    """Real FF++ crops whose fakes carry their pristine face: ``ds[i]["source"]`` (3, H, W) in [0, 1] is the
+    original video's frame at the fake's frame index, cropped with the fake's face box (pixel-aligned with
+    ``image``); a real face's ``source`` is its image.  Written by ``load_real("ffpp", ..., return_source=True)``:
+    index.csv's ``source`` column names ``sources/<row>.png``; in memory a fake's ``source_row`` is
+    ``len(ds) + k``, the k-th source (what :meth:`load_rgb` reads past the faces)."""
+
+    def __init__(self, root, transform=None):
+        super().__init__(root, return_source=True, transform=transform)
+        n, self._sources, self._source_images = len(self.rows), [], None
+        for r in self.rows:
+            if r["label"] == 1:
+                if not r.get("source"):
+                    raise ValueError(f"{self.root / 'index.csv'}: fake {r['image']} has no pristine source "
+                                     "(expected a 'source' column naming sources/<row>.png)")
+                r["source_row"] = n + len(self._sources)
+                self._sources.append(self.root / r["source"])
+
+    def preload(self) -> "PairedFaces":
+        super().preload()
+        if self._source_images is None:
+            self._source_images = [self._decode_source(k) for k in range(len(self._sources))]
+        return self
+
+    def _decode_source(self, k: int) -> np.ndarray:
+        return _imread(self._sources[k])
+
+    def load_rgb(self, i: int) -> np.ndarray:
+        """Face ``i`` (or, for ``i >= len(self)``, source ``i - len(self)``) as (H, W, 3) uint8 RGB."""
+        k = i - len(self.rows)
+        if k < 0:
+            return super().load_rgb(i)
+        return self._source_images[k] if self._source_images is not None else self._decode_source(k)
+
+
 def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, size: int = 256,
               margin: float = 1.3, detector="auto", quality: str = "c23", methods=None, max_videos: int | None = None,
-              cache=None, progress: bool = True, splits_dir=None):
+              cache=None, progress: bool = True, splits_dir=None, return_source: bool = False):
     """Preprocess (once) and load a real data set as a :class:`~dfnb.data.benchmark.FaceForgeryDataset`.
 
     name: one of ``NAMES``; root: its folder in the published layout (see the module docstring);
@@ -462,16 +505,22 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
     quality: FF++/DFD compression folder (c23/c40/raw); methods: subset of methods;
     max_videos: keep the first N items (after sorting) for quick looks; cache: output folder
     (default ``results/_cache/real``).  Skips are counted in ``ds.skipped`` and ``meta.json``.
+    return_source: FF++ only; a :class:`PairedFaces` whose fakes carry the original video's frame at the
+    same index, cropped with the fake's box, under ``source`` (a fake frame without one is skipped and
+    counted); any other set has no frame-aligned pristine video: a ``ValueError``.
     """
     from tqdm.auto import tqdm
 
-    from dfnb.data.benchmark import DATA_VERSION, INDEX_FIELDS, FaceForgeryDataset, publish, repo_root, scratch
+    from dfnb.data.benchmark import DATA_VERSION, INDEX_FIELDS, publish, repo_root, scratch
 
     for what, v, low in (("frames_per_video", frames_per_video, 1), ("size", size, 8)):
         if not isinstance(v, int) or v < low:
             raise ValueError(f"load_real: {what} must be an integer >= {low}, got {v!r}")
     if not margin > 0:
         raise ValueError(f"load_real: margin must be > 0, got {margin!r}")
+    if return_source and name != "ffpp":
+        raise ValueError(f"load_real({name!r}): return_source=True, but {name} has no frame-aligned pristine video "
+                         "per fake (only 'ffpp' has: original_sequences/youtube/<q>/videos/XXX for XXX_YYY)")
     items = list_items(name, root, split, quality, methods, splits_dir)
     if max_videos is not None:
         items = items[: int(max_videos)]
@@ -486,17 +535,21 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
         margin = 1.0  # pre-aligned faces: the whole frame is the crop
     key = hashlib.sha256(json.dumps(dict(name=name, root=str(Path(root).resolve()), split=split, f=frames_per_video,
                                          size=size, margin=margin, det=det_name, q=quality, m=methods, mv=max_videos,
-                                         n=len(items), v=DATA_VERSION, files=_file_stamps(items)),
+                                         n=len(items), v=DATA_VERSION, files=_file_stamps(items, return_source),
+                                         **({"src": True} if return_source else {})),
                                     sort_keys=True).encode()).hexdigest()[:16]
     default = os.environ.get("DFNB_REAL_CACHE", repo_root() / "results" / "_cache" / "real")
     base = Path(cache) if cache is not None else Path(default)
     out = base / name / f"{split}-{key}"
+    Dataset = PairedFaces if return_source else FaceForgeryDataset
     if (out / "meta.json").exists():
-        return _loaded(FaceForgeryDataset(out))
+        return _loaded(Dataset(out))
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     with scratch(tmp):  # removed again if anything fails or Ctrl-C stops it
         (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
+        if return_source:
+            (tmp / "sources").mkdir()
         rows, lms, skipped, doubtful = [], [], [], []
         t0 = time.perf_counter()
         for it in tqdm(items, desc=f"{name}/{split}", disable=not progress, unit="video"):
@@ -515,6 +568,17 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
             except VideoError as e:
                 skipped.append({"path": it.path, "reason": f"unreadable: {e}"})
                 continue
+            pristine = None
+            if return_source and it.label == 1:
+                if it.pristine is None:
+                    skipped.append({"path": it.path, "reason": f"no pristine video {it.video_id.split('_')[0]} "
+                                                               "(return_source); video skipped"})
+                    continue
+                try:
+                    pristine = dict(zip(*read_frames(it.pristine, 0, indices=idx)))
+                except VideoError as e:
+                    skipped.append({"path": it.path, "reason": f"pristine video unreadable ({e}); video skipped"})
+                    continue
             kept = 0
             found = [det(frame) for frame in frames]
             for fi, frame, boxes, doubt in zip(idx, frames, found, facebox.doubtful(found)):
@@ -522,6 +586,14 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
                     skipped.append({"path": it.path, "frame": fi, "reason": "no face in frame"})
                     continue
                 box = boxes[0][:4]
+                if pristine is not None:
+                    pf = pristine.get(fi)
+                    why = ("pristine video shorter than the fake" if pf is None else
+                           f"pristine frame {pf.shape[:2]} != fake frame {frame.shape[:2]}"
+                           if pf.shape != frame.shape else None)
+                    if why:
+                        skipped.append({"path": it.path, "frame": fi, "reason": f"{why} (return_source); frame skipped"})
+                        continue
                 if doubt:
                     doubtful.append({"path": it.path, "frame": fi, "row": len(rows), "reason": doubt})
                 m = None
@@ -544,6 +616,11 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
                 rows.append(dict(image=f"images/{i:06d}.png", mask=mask_rel, label=it.label, method=it.method,
                                  video_id=it.video_id, dataset=name, identity=-1, frame=fi, source_row=-1,
                                  source_identity=-1, post=("" if it.label == 0 or mcrop is not None else "no-mask")))
+                if return_source:  # the original frame through the fake's own crop: pixel-aligned
+                    rows[-1]["source"] = f"sources/{i:06d}.png" if pristine is not None else ""
+                    if pristine is not None:
+                        scrop = crop_face(pristine[fi], box, size, margin)[0]
+                        cv2.imwrite(str(tmp / rows[-1]["source"]), cv2.cvtColor(scrop, cv2.COLOR_RGB2BGR))
                 lms.append(lm.astype(np.float32))
                 kept += 1
             if kept == 0:
@@ -554,7 +631,7 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
                 reasons[s["reason"].split(":")[0]] = reasons.get(s["reason"].split(":")[0], 0) + 1
             raise RuntimeError(f"load_real({name!r}): every one of {len(items)} videos was skipped: {reasons}")
         with open(tmp / "index.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=INDEX_FIELDS)
+            w = csv.DictWriter(f, fieldnames=INDEX_FIELDS + (("source",) if return_source else ()))
             w.writeheader()
             w.writerows(rows)
         np.save(tmp / "landmarks.npy", np.stack(lms))
@@ -562,7 +639,7 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
                          if "frame" not in s and ("unreadable" in s["reason"] or "video skipped" in s["reason"]))
         meta = dict(params=dict(name=name, root=str(root), split=split, frames_per_video=frames_per_video, size=size,
                                 margin=margin, detector=det_name, quality=quality, methods=methods,
-                                max_videos=max_videos),
+                                max_videos=max_videos, **({"return_source": True} if return_source else {})),
                     n_items=len(items), n_faces=len(rows), skipped=skipped, videos_skipped=n_vid_skip,
                     doubtful=doubtful,
                     seconds=round(time.perf_counter() - t0, 2), data_version=DATA_VERSION)
@@ -575,7 +652,7 @@ def load_real(name: str, root, split: str = "test", frames_per_video: int = 8, s
                f"{out / 'meta.json'})")
         log.warning(msg)
         warnings.warn(msg, stacklevel=2)
-    return _loaded(FaceForgeryDataset(out))
+    return _loaded(Dataset(out))
 
 
 _LOADED: list[dict] = []  # what load_real returned since reset_loaded(): a chapter run's manifest lists it
