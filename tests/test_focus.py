@@ -724,3 +724,29 @@ def test_a_size_off_the_patch_grid_is_refused():
     protocol.check_patch_grid(64, 8)
     with pytest.raises(ValueError, match="size 72 is not a multiple of patch_size 16: .* last 8 px"):
         protocol.check_patch_grid(72, 16)
+
+
+def test_plain_vit_cam_explains_the_tokens_its_class_token_attends_to():
+    # the paper's Grad-CAM baseline: a separately trained plain ViT (no CARP, no CL), class-token head.  Its last
+    # block's output image tokens never reach the logit, so Grad-CAM there is all zero; cam_layer picks norm1.
+    torch.manual_seed(0)
+    plain = tiny_focus(img_size=32, patch_size=8, modality=None, carp=False).eval()
+    assert plain.use_cl is False and plain.rgb.head is not None
+    assert protocol.cam_layer(plain) is plain.rgb.vit.blocks[-1].norm1
+    assert protocol.cam_layer(tiny_focus(img_size=32, patch_size=8)) is not None
+    x, y = torch.rand(3, 3, 32, 32), torch.tensor([1, 1, 0])
+    net = protocol.RGBBranch(plain).eval()
+    at = lambda layer: fmaps.compute_maps("gradcam", {"image": x, "label": y}, model=net,  # noqa: E731
+                                          target_layer=layer, num_prefix_tokens=1)
+    assert torch.all(at(plain.rgb.vit.blocks[-1]) == 0)  # no gradient reaches the output image tokens
+    m = at(protocol.cam_layer(plain))
+    assert m[:2].amax() > 0 and torch.all(m[2] == 0)
+    ds = _faces(4)
+    got = protocol.source_maps("gradcam", ds, plain, batch_size=4).float()
+    assert got[1::2].amax() > 0 and torch.all(got[0::2] == 0)  # odd items are the fakes
+
+
+def test_rgb_branch_of_a_plain_vit_equals_its_class_token_logits():
+    plain = tiny_focus(img_size=32, patch_size=8, modality=None, carp=False).eval()
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(protocol.RGBBranch(plain)(x), plain(x)["logits"], atol=1e-6)

