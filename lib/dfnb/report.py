@@ -10,7 +10,7 @@
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -140,6 +140,21 @@ def beside_paper(ours, paper, *, dataset: str, paper_dataset: str, digits: int =
         "seeds": ours["n_seeds"].astype(int).to_numpy(),
         f"paper, {paper_dataset}": [f"{v:.{digits}f}" if pd.notna(v) else "-" for v in p],
     }, index=ours.index)
+
+
+def roc_curves(exps: Mapping[str, object], test_sets: Mapping[str, object], in_domain: str, *,
+               device: str = "cpu") -> dict:
+    """``{label: (labels, probs)}`` for :func:`dfnb.report.roc_figure`: each experiment of
+    ``{label: Experiment}`` on the in-domain test set and on the cross-domain sets pooled."""
+    out = {}
+    for v, exp in exps.items():
+        evals = {t: exp.evaluate(ds, device=device) for t, ds in test_sets.items()}
+        out[f"{v}, {in_domain}"] = (evals[in_domain]["labels"], evals[in_domain]["probs"])
+        cross = [t for t in evals if t != in_domain]
+        if cross:
+            out[f"{v}, cross-domain pooled"] = (np.concatenate([evals[t]["labels"] for t in cross]),
+                                                np.concatenate([evals[t]["probs"] for t in cross]))
+    return out
 
 
 def roc_figure(curves, *, title: str | None = None):

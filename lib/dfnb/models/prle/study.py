@@ -288,19 +288,7 @@ def cross_domain_per_seed(per_seed, in_domain: str):
     return cross.groupby(["variant", "train seed"], sort=False)["AUC"].mean().reset_index()
 
 
-def roc_curves(exps: Mapping[str, object], test_sets: Mapping[str, object], in_domain: str, *,
-               device: str = "cpu") -> dict:
-    """``{label: (labels, probs)}`` for :func:`dfnb.report.roc_figure`: each experiment of
-    ``{variant: Experiment}`` on the in-domain test set and on the cross-domain sets pooled."""
-    out = {}
-    for v, exp in exps.items():
-        evals = {t: exp.evaluate(ds, device=device) for t, ds in test_sets.items()}
-        out[f"{v}, {in_domain}"] = (evals[in_domain]["labels"], evals[in_domain]["probs"])
-        cross = [t for t in evals if t != in_domain]
-        if cross:
-            out[f"{v}, cross-domain pooled"] = (np.concatenate([evals[t]["labels"] for t in cross]),
-                                                np.concatenate([evals[t]["probs"] for t in cross]))
-    return out
+from dfnb.report import roc_curves  # noqa: E402,F401  (chapter 10 calls it by this name)
 
 
 # ----------------------------------------------------------------------------- Table I

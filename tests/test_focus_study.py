@@ -1,0 +1,77 @@
+"""dfnb.models.focus.study: the paper's effects, the claims over seeds, the tables (hand-made inputs)."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from dfnb.models.focus import protocol, study
+
+IN, CROSS = "ffpp-syn", ["celebdf-syn", "dfdc-syn"]
+
+
+def test_paper_mean_by_hand():
+    # Table II, FF++ (HQ): FoCus 76.13, 73.31, 68.42, 76.62 on CDF, WDF, DFDC, DFDCp; SSIM 72.12, 72.38, 65.35, 72.92
+    assert study.paper_mean("II", "FoCus", train_set="FF++ (HQ)") == pytest.approx((76.13 + 73.31 + 68.42 + 76.62) / 4)
+    assert study.paper_mean("II", "SSIM", train_set="FF++ (HQ)") == pytest.approx((72.12 + 72.38 + 65.35 + 72.92) / 4)
+    # Table VI in-domain AUC: FoCus 91.01, GradCAM 81.35
+    assert study.paper_mean("VI", "GradCAM", test_sets=("FF++ (LQ)",)) == pytest.approx(81.35)
+    assert np.isnan(study.paper_mean("II", "no such method"))
+
+
+def _ev(values):
+    """evaluator_per_seed-like rows from {source: [(in-domain, cross mean) per seed]}."""
+    return pd.DataFrame([{"source": s, "train seed": i, IN: v[0], "cross-domain mean": v[1]}
+                         for s, vals in values.items() for i, v in enumerate(vals)])
+
+
+def test_claims_pair_by_seed_and_take_the_papers_sign():
+    ev = _ev({"FoCus": [(90, 70), (91, 71), (92, 72)], "SSIM": [(80, 60), (80, 61), (80, 62)],
+              "GradCAM": [(95, 80), (96, 81), (97, 82)]})
+    det = pd.DataFrame([{"model": m, "train seed": i, IN: a + i, "cross-domain mean": a - 20 + i}
+                        for m, a in (("FoCus (RGB + Sobel)", 95), ("plain ViT", 94.5)) for i in range(3)])
+    rows = {r["claim"]: r for r in study.claims(ev, det, pd.DataFrame(), in_domain=IN, cross=CROSS)}
+    ssim = next(r for c, r in rows.items() if "SSIM" in c)
+    assert ssim["our_effect"] == pytest.approx(10.0) and ssim["n_seeds"] == 3  # 70-60, 71-61, 72-62
+    assert ssim["paper_effect"] == pytest.approx(73.62 - 70.6925) and ssim["verdict"] == "reproduced"
+    assert ssim["ci_low"] == pytest.approx(10.0) and ssim["ci_high"] == pytest.approx(10.0)
+    gc = [r for c, r in rows.items() if "Grad-CAM" in c]
+    assert len(gc) == 2  # Table VI: cross-domain and in-domain
+    assert all(r["verdict"] == "not reproduced" for r in gc)  # Grad-CAM is better here, the paper says worse
+    assert sorted(r["our_effect"] for r in gc) == pytest.approx([-10.0, -5.0])
+    vii = [r for c, r in rows.items() if r["paper_table"] == "VII"]
+    assert len(vii) == 2 and all(r["our_effect"] == pytest.approx(0.5) for r in vii)
+    assert all(r["verdict"] == "reproduced" for r in vii)  # a constant +0.5: a zero-width interval above 0
+    assert not any("pixel differences" in c for c in rows)  # no diff source: no claim
+
+
+def test_direct_claim_and_not_run_rows():
+    direct = pd.DataFrame([{"source": s, "train seed": i, "pixel_auc_fake": v + 0.01 * i}
+                           for s, v in (("FoCus", 0.9), ("GradCAM", 0.7)) for i in range(3)])
+    (row,) = study.claims(pd.DataFrame(), pd.DataFrame(), direct, in_domain=IN, cross=CROSS)
+    assert row["our_effect"] == pytest.approx(20.0) and row["verdict"] == "reproduced" and np.isnan(row["paper_effect"])
+    (nr,) = study.not_run_claims({"Table IV: FoCus is robust": "off in the default profile"})
+    assert nr["verdict"] == "inconclusive" and nr["n_seeds"] == 0 and nr["paper_table"] == "IV"
+    from dfnb import stats
+    assert list(stats.claims_table([row, nr]).columns) == list(stats.CLAIM_COLUMNS)
+
+
+def test_mean_ci_table_and_competence():
+    per = pd.DataFrame({"source": ["a"] * 3 + ["b"], "x": [1.0, 2.0, 3.0, 5.0]})
+    t = study.mean_ci_table(per, "source", ["x"])
+    # mean 2, s = 1, t_{0.975,2} = 4.303: 2 -/+ 4.303 / sqrt(3) = [-0.48, 4.48]
+    assert t.loc["a", "x"] == "2.00 [-0.48, 4.48]" and t.loc["b", "x"] == "5.00"
+    det = pd.DataFrame({"model": ["FoCus (RGB + Sobel)"] * 2, IN: [89.0, 93.0]})
+    ev = pd.DataFrame({"source": ["exact masks"] * 2, IN: [96.0, 95.0]})
+    c = study.competence(det, ev, IN)
+    assert c.loc["FoCus (RGB + Sobel)", "reached"] and c.loc["evaluator, exact masks", "reached"]
+    assert not study.competence(det, ev, IN, head_bar=92.0).loc["FoCus (RGB + Sobel)", "reached"]
+
+
+def test_kinds_and_sources():
+    kw = study.focus_kwargs(96)
+    assert kw["backbone"] == "lite0_hybrid" and kw["pretrained"] and kw["num_heads"] == 3
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        study.focus_kwargs(100, backbone="deit_small_patch16_224", patch_size=16)
+    with pytest.raises(ValueError, match="unknown model kind"):
+        study.train_kind("xception", None, None, [0], focus_kw=kw, epochs=1, batch_size=2, lr=1e-3)
+    with pytest.raises(KeyError, match="plain ViT of training seed 1"):
+        study.maps_of("gradcam", {}, {"plain": {0: None}}, 1, batch_size=4)
