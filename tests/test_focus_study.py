@@ -64,6 +64,9 @@ def test_mean_ci_table_and_competence():
     c = study.competence(det, ev, IN)
     assert c.loc["FoCus (RGB + Sobel)", "reached"] and c.loc["evaluator, exact masks", "reached"]
     assert not study.competence(det, ev, IN, head_bar=92.0).loc["FoCus (RGB + Sobel)", "reached"]
+    said = study.competence_sentence(c, 2)
+    assert "91.00 against a bar of 90 (reached)" in said and "learnt the task" in said and "nan" not in said
+    assert "NOT reached" in study.competence_sentence(study.competence(det, ev, IN, head_bar=92.0), 2)
 
 
 def test_kinds_and_sources():
@@ -75,3 +78,16 @@ def test_kinds_and_sources():
         study.train_kind("xception", None, None, [0], focus_kw=kw, epochs=1, batch_size=2, lr=1e-3)
     with pytest.raises(KeyError, match="plain ViT of training seed 1"):
         study.maps_of("gradcam", {}, {"plain": {0: None}}, 1, batch_size=4)
+
+
+def test_ranking_puts_the_direct_score_first_and_counts_exact_masks_as_perfect():
+    direct = pd.DataFrame({"source": ["FoCus", "FoCus", "SSIM", "SSIM"], "train seed": [0, 1, 0, 1],
+                           "pixel_auc_fake": [0.8, 0.9, 0.6, 0.6]})
+    ev = pd.DataFrame({"source": ["exact masks", "no map", "FoCus", "SSIM"], "train seed": 0,
+                       IN: [96.0, 90.0, 92.0, 91.0], "cross-domain mean": [70.0, 60.0, 66.0, 64.0]})
+    r = study.ranking(direct, ev, IN)
+    assert list(r.index) == ["exact masks", "FoCus", "SSIM"]  # no map has no direct score
+    assert r.iloc[:, 0].tolist() == pytest.approx([1.0, 0.85, 0.6])
+    assert r.iloc[:, 1].tolist() == pytest.approx([0.96, 0.92, 0.91])
+    taus = protocol.kendall_agreement(r)
+    assert taus["kendall_tau"].tolist() == pytest.approx([1.0, 1.0])  # same order three ways

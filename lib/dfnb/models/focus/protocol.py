@@ -1,7 +1,7 @@
 """FoCus's evaluation protocol as functions: map sources over a split, one evaluator per map source,
 FoCus variants for the ablations (Tables V-VI, Fig. 10-11), the direct scores against exact masks and
-the fused features (t-SNE).  Chapter 20 calls these; the sentences and tables beside the paper are in
-``summary``.  Nothing here is imported by the FoCus model itself (its experiment key does not hash it).
+the fused features (t-SNE).  Chapter 20 calls these through ``study`` (seeds, tables, claims);
+its figures are in ``summary``.  Nothing here is imported by the FoCus model itself (its experiment key does not hash it).
 
 - ``WithMap(dataset, maps)``: a split whose items carry the map under study under ``map`` (what the
   evaluators of ``dfnb.models.evaluator`` read), with a ``fingerprint`` for the experiment cache.
@@ -14,8 +14,8 @@ the fused features (t-SNE).  Chapter 20 calls these; the sentences and tables be
   ``dfnb.experiments.train_seeded`` with a source's maps as the auxiliary target, test it on every set.
 - ``AblationStudy``: FoCus variants (``train_seeded("focus", ...)``), their maps, their evaluators and
   rows of Tables V-VI and of the K / lambda sweeps.
-- ``direct_scores``, ``per_family_pixel_auc``, ``face_hull_maps``: maps against the exact masks.
-- ``sobel_token_fraction``, ``corruption_auc``, ``bootstrap_se``, ``ranking``, ``kendall_agreement``,
+- ``direct_scores``, ``face_hull_maps``: maps against the exact masks.
+- ``sobel_token_fraction``, ``corruption_auc``, ``kendall_agreement``,
   ``fused_features``, ``loo_1nn_accuracy``, ``feature_separability``: the chapter's other measurements.
 """
 from __future__ import annotations
@@ -43,14 +43,6 @@ CAM_NAMES = {"gradcam": "GradCAM", "scorecam": "ScoreCAM"}
 REFERENCE = dict(modality="sobel", K=32, lambda_cls=0.1, carp=True, cl=True)
 PIXEL_AUC = "direct pixel AUC (fakes)"
 HEAD_AUC = "FoCus-head AUC"
-
-
-def refuse_comparison_on_real(sources, real: bool) -> None:
-    """ValueError when ``real`` data are asked for a map source that needs the pristine face of each fake."""
-    bad = sorted({s for s in sources if s in COMPARISON})
-    if real and bad:
-        raise ValueError(f"map sources {bad} need the pristine frame aligned with each fake, which the real "
-                         "loaders do not provide; drop them from map_sources / pcl_sources for real FF++")
 
 
 def check_patch_grid(size: int, patch_size: int) -> None:
@@ -261,37 +253,6 @@ def evaluator_row(r: dict, dataset: str, cross) -> dict:
     return row
 
 
-def auc_table(results: dict, cross):
-    """``{source: evaluate_map_source result}`` -> DataFrame of frame AUCs (rows = sources, columns =
-    test sets) with a ``cross-domain mean`` column over ``cross``."""
-    import pandas as pd
-
-    t = pd.DataFrame({s: r["auc"] for s, r in results.items()}).T
-    t["cross-domain mean"] = t[list(cross)].mean(axis=1)
-    return t
-
-
-def bootstrap_se(results: dict, seed: int, n: int = 200):
-    """Standard error of each frame AUC from ``n`` bootstrap resamples of the test faces (resamples with
-    one class only are skipped): DataFrame, rows = sources, columns = test sets.  One generator
-    ``default_rng(seed)`` walks the sources, then the sets, in order."""
-    import pandas as pd
-
-    from dfnb import metrics
-
-    rng = np.random.default_rng(seed)
-    se = {}
-    for s, r in results.items():
-        for name, (yy, pp) in r["probs"].items():
-            vals = []
-            for _ in range(n):
-                i = rng.integers(0, len(yy), len(yy))
-                if 0 < yy[i].sum() < len(i):
-                    vals.append(metrics.auc(yy[i], pp[i]))
-            se.setdefault(s, {})[name] = float(np.std(vals))
-    return pd.DataFrame(se).T
-
-
 # ----------------------------------------------------------------------------- maps against the exact masks
 def face_hull_maps(ds) -> np.ndarray:
     """(N, 1, H, W) float32: the convex hull of each fake's landmarks (the whole image where they are NaN),
@@ -325,35 +286,6 @@ def direct_scores(maps: dict, gt, labels):
     return pd.DataFrame(rows).T.sort_values("pixel_auc_fake", ascending=False)
 
 
-def per_family_pixel_auc(maps: dict, gt, labels, methods, families):
-    """Pixel AUC on the fakes of each family in ``families`` (absent families left out): rows = sources."""
-    import pandas as pd
-
-    from dfnb import metrics
-
-    methods = np.asarray(methods)
-    rows = {}
-    for s, m in maps.items():
-        rows[s] = {fam: metrics.localization_report(m[methods == fam], gt[methods == fam],
-                                                    labels[methods == fam])["pixel_auc_fake"]
-                   for fam in families if (methods == fam).any()}
-    return pd.DataFrame(rows).T
-
-
-def ranking(direct, ev_auc, ev_loc: dict, sources, dataset: str):
-    """The sources of ``sources`` but ``none`` ranked four ways: direct pixel AUC (``gt`` counts as a
-    perfect map, 1), the evaluator's in-domain AUC, its cross-domain mean, and its map head's pixel AUC."""
-    import pandas as pd
-
-    common = [s for s in sources if s != "none"]
-    rank = pd.DataFrame({
-        f"direct pixel AUC ({dataset})": {s: 1.0 if s == "gt" else direct.loc[s, "pixel_auc_fake"] for s in common},
-        f"evaluator AUC ({dataset})": ev_auc.loc[common, dataset],
-        "evaluator AUC (cross-domain mean)": ev_auc.loc[common, "cross-domain mean"]})
-    rank[f"evaluator pixel AUC of its map head ({dataset})"] = [ev_loc[s]["pixel_auc_fake"] for s in common]
-    return rank
-
-
 def kendall_agreement(rank):
     """Kendall's tau (and p) of the first column of ``rank`` against each other column; NaN with fewer
     than 3 rows.  DataFrame indexed by the other columns' names, columns ``kendall_tau, p_value``."""
@@ -365,19 +297,6 @@ def kendall_agreement(rank):
         tau, p = kendalltau(rank.iloc[:, 0], rank[col]) if len(rank) > 2 else (np.nan, np.nan)
         taus[col] = {"kendall_tau": float(tau), "p_value": float(p)}
     return pd.DataFrame(taus).T
-
-
-def ablation_agreement(t5, t6, dataset: str):
-    """Tables V and VI together (FoCus = RGB + Sobel counted once) and Kendall's tau (and p) between the
-    evaluator's in-domain AUC and the direct pixel AUC over them; NaN with fewer than 3 sources.
-    Returns ``(table, tau, p)``."""
-    import pandas as pd
-    from scipy.stats import kendalltau
-
-    both = pd.concat([t5, t6.drop(index="FoCus", errors="ignore")])
-    both = both[~both.index.duplicated()]
-    tau, p = kendalltau(both[f"{dataset} AUC"], both[PIXEL_AUC]) if len(both) > 2 else (np.nan, np.nan)
-    return both, float(tau), float(p)
 
 
 # ----------------------------------------------------------------------------- FoCus itself

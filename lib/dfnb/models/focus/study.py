@@ -205,6 +205,21 @@ def direct_per_seed(maps_by_seed: Mapping, gt, labels):
     return pd.DataFrame(rows)
 
 
+def ranking(direct, ev_per_seed, in_domain: str):
+    """The map sources that have both a direct and an evaluator score (``exact masks`` counts as a perfect
+    map, pixel AUC 1; ``no map`` is left out), each score a mean over training seeds: first column the
+    direct pixel AUC on the fakes (:func:`direct_per_seed`), then the evaluator's in-domain and cross-domain
+    mean AUC (fractions; :func:`evaluator_per_seed`).  ``protocol.kendall_agreement`` compares the first
+    column with each other."""
+    d = direct.groupby("source", sort=False)["pixel_auc_fake"].mean()
+    e = ev_per_seed.groupby("source", sort=False)[[in_domain, "cross-domain mean"]].mean() / 100
+    both = [s for s in e.index if s in d.index or s == SOURCE_NAMES["gt"]]
+    rank = e.loc[both].rename(columns={in_domain: f"evaluator AUC ({in_domain})",
+                                       "cross-domain mean": "evaluator AUC (cross-domain mean)"})
+    rank.insert(0, f"direct pixel AUC ({in_domain})", [1.0 if s == SOURCE_NAMES["gt"] else d[s] for s in both])
+    return rank
+
+
 # ----------------------------------------------------------------------------- the paper's effects and claims
 def paper_mean(table: str, method: str, *, train_set: str | None = None, test_sets=CROSS_PAPER,
                setting: str | None = None, metric: str = "AUC") -> float:
