@@ -91,3 +91,14 @@ def test_ranking_puts_the_direct_score_first_and_counts_exact_masks_as_perfect()
     assert r.iloc[:, 1].tolist() == pytest.approx([0.96, 0.92, 0.91])
     taus = protocol.kendall_agreement(r)
     assert taus["kendall_tau"].tolist() == pytest.approx([1.0, 1.0])  # same order three ways
+
+
+def test_skipped_claims_name_each_untested_claim_and_why():
+    on = dict(corruption_suite=True, pcl_table=True, ablations=True, sweeps=True)
+    every = ["gt", "none", "ssim", "diff", "diff@0.1", "gradcam", "scorecam", "focus", "rgb"]
+    assert study.skipped_claims(**on, sources=every) == {}
+    got = study.skipped_claims(**{**on, "pcl_table": False}, sources=[s for s in every if s not in ("scorecam", "rgb")])
+    assert any(k.startswith("Table III") for k in got)
+    assert "hours on a CPU" in next(v for k, v in got.items() if "Score-CAM" in k)
+    assert "'rgb' not in map_sources" in next(v for k, v in got.items() if k.startswith("Table V:"))
+    assert len(got) == 3

@@ -473,9 +473,12 @@ def skipped_claims(*, corruption_suite: bool, pcl_table: bool, ablations: bool, 
         out["Table VI: CARP and CL each help"] = off.format("ablations")
     if not sweeps:
         out["Fig. 10-11: K = 32 and lambda = 0.1 are good choices"] = off.format("sweeps")
-    if "scorecam" not in sources:
-        out["Table VI: FoCus maps beat Score-CAM maps"] = ("Score-CAM needs one forward pass per channel per face "
-                                                          "(hours on a CPU); add 'scorecam' to map_sources")
+    why = {"scorecam": "Score-CAM needs one forward pass per channel per face, hours on a CPU"}
+    for claim, table, ours, ref, *_ in _EVALUATOR_CLAIMS:
+        missing = [x for x in (ours, ref) if x not in sources]
+        if missing:
+            out[f"Table {table}: {claim}"] = (f"map source {', '.join(repr(m) for m in missing)} not in map_sources ("
+                                              f"{why.get(missing[0], 'CPU time')}); add it with -p map_sources=...")
     return out
 
 
