@@ -1,6 +1,7 @@
 """DADF (Detect Any Deepfakes): SAM + Multiscale Adapter + Reconstruction Guided Attention.
 
 - ``sam``        official SAM (vit_b/l/h checkpoints, validated) and the book's micro-SAM
+- ``hybrid``     micro-SAM's optional ImageNet EfficientNet-lite0 patch embedding (a hybrid ViT)
 - ``adapter``    Multiscale Adapter and variants B/C/D, run after each frozen ViT block (Eq. 1-3)
 - ``rga``        Reconstruction Guided Attention and L_rec (Eq. 4-7)
 - ``heads``      linear task head, mask-based classification head
@@ -14,6 +15,7 @@ from .adapter import VARIANTS, AdaptedEncoder, MultiscaleAdapter, receptive_fiel
 from .baselines import LoRALinear, add_lora, sam_full_ft, sam_lora, sam_prompt  # noqa: F401
 from .dadf import DADF, dadf, make_sam  # noqa: F401
 from .heads import MaskClassificationHead, TaskHead  # noqa: F401
+from .hybrid import HybridPatchEmbed  # noqa: F401
 from .pretrain import pretrain_micro_sam, promptable_miou, segment_parts  # noqa: F401
 from .rga import ReconstructionGuidedAttention, reconstruction_loss  # noqa: F401
 from .sam import (SAM_CONFIGS, build_sam, count_parameters, load_sam, save_micro_sam,  # noqa: F401

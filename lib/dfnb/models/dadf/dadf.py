@@ -302,8 +302,9 @@ def build_on_sam(name: str, kwargs: dict[str, Any], make: Any) -> nn.Module:
     model = make(sam, **kw).to(device)
     cfg = getattr(sam, "config", {})
     for t, ref in SAM_CONFIGS.items():  # a SAM built from a standard architecture: rebuildable by its type
-        if all(list(cfg.get(k, ())) == list(v) if isinstance(v, tuple) else cfg.get(k) == v
-               for k, v in ref.items() if k != "img_size"):
+        if set(cfg) <= set(ref) and all(  # (a hybrid micro-SAM's extra keys: not rebuildable from its type)
+                list(cfg.get(k, ())) == list(v) if isinstance(v, tuple) else cfg.get(k) == v
+                for k, v in ref.items() if k != "img_size"):
             model.dfnb_arch = {"name": name, "kwargs": dict(kw, model_type=t, img_size=cfg["img_size"], pretrained=True)}
     return model
 

@@ -265,7 +265,8 @@ def pretrained(n_train_faces: int, seed: int, size: int, *, cache=True, meta: Ma
     of the code it imports, as for :func:`dfnb.experiments.train_seeded`); an identical call loads it.
     ``train_seconds`` is the pretraining's own time, measured when it ran.  ``cache=False`` trains
     into a temporary folder every time.  A distilled pretraining (``teacher="efficientnet_lite0"``,
-    ``distill_weight``, ``teacher_stage``) is keyed on those options like any other argument.
+    ``distill_weight``, ``teacher_stage``) and a hybrid micro-SAM (``hybrid="lite0"``, ``hybrid_stage``,
+    ``freeze_stem``) are keyed on those options like any other argument.
     """
     import inspect
     import json

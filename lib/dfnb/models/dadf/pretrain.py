@@ -19,6 +19,10 @@ Optional feature distillation (``teacher="efficientnet_lite0"``, after MobileSAM
 ``distill_weight * L_distill``, the encoder's output against a frozen ImageNet teacher's features
 of the same images (:mod:`dfnb.models.dadf.distill`; the learned projection is not saved).
 
+Optional hybrid micro-SAM (``hybrid="lite0"``): the patch embedding is ImageNet EfficientNet-lite0's
+stem (:mod:`dfnb.models.dadf.hybrid`); with ``freeze_stem`` (default) its weights and BatchNorm
+statistics stay ImageNet's while the rest of the SAM trains, so segmentation does not wash them out.
+
 Images: ``(3, H, W)`` tensors or ``(H, W, 3)`` arrays, float in [0, 1] or uint8; masks
 ``(H, W)``, bool / {0, 1} / float (> 0.5 is inside).  Both are resized to ``img_size``.
 Empty masks cannot be prompted: they are skipped and counted in the returned history;
@@ -37,7 +41,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from dfnb.models.dadf.distill import DEFAULT_STAGE, Distiller, FeatureTeacher, check_distill
-from dfnb.models.dadf.sam import build_sam, decode_masks, save_micro_sam
+from dfnb.models.dadf.sam import build_sam, decode_masks, sam_config, save_micro_sam
 
 __all__ = ["pretrain_micro_sam", "promptable_miou", "segment_parts", "point_prompt", "box_prompt"]
 
@@ -142,8 +146,9 @@ def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: i
                        device: str = "cpu",
                        save_path: str | os.PathLike | None = None, meta: dict | None = None,
                        progress: bool = True, teacher: str | None = None, distill_weight: float = 1.0,
-                       teacher_stage: str = DEFAULT_STAGE):
-    """Train a micro-SAM (all of it) on promptable segmentation; returns ``(sam, history)``.
+                       teacher_stage: str = DEFAULT_STAGE, hybrid: str | None = None, hybrid_stage: int = 2,
+                       freeze_stem: bool = True):
+    """Train a micro-SAM (all of it, a hybrid's frozen stem aside) on promptable segmentation.
 
     Args:
         samples: iterable of ``(image, list of part masks)``; a list / data set is cycled
@@ -152,6 +157,11 @@ def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: i
         masks_per_image: prompts per image and step (as SAM, several masks share one
             encoder pass; the decoder is cheap).
         sam: a SAM to continue from (default: a new micro-SAM at ``img_size``).
+        hybrid, hybrid_stage: the new micro-SAM's patch embedding: ``None`` (SAM's patch convolution) or
+            ``"lite0"``, ImageNet EfficientNet-lite0 up to ``hybrid_stage`` (:mod:`dfnb.models.dadf.hybrid`).
+        freeze_stem: keep a hybrid stem's ImageNet weights and BatchNorm statistics fixed (the stem runs in
+            eval mode, the rest trains); no-op for a SAM without a hybrid stem.  The returned SAM's
+            ``requires_grad`` flags are as they were before training.
         save_path: where to write the result with :func:`save_micro_sam` (must not exist).
         meta: extra plain values stored with the checkpoint (e.g. the data set's name).
         teacher: ``None`` (segmentation only) or a frozen ImageNet teacher to distil from
@@ -159,18 +169,28 @@ def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: i
         distill_weight: weight of ``L_distill`` in the loss (>= 0).  teacher_stage: the teacher's
             stage whose output is the target (default ``blocks.4``: stride 16, 112 channels in lite0).
     Returns:
-        the SAM in eval mode, and ``history`` with per-step ``loss`` (the promptable-segmentation
-        loss) and ``iou`` lists, with a teacher also ``distill`` (unweighted ``L_distill`` per step),
-        ``steps``, ``images_seen``, ``empty_masks_skipped`` (counted at every visit of an image).
+        ``(sam, history)``: the SAM in eval mode, and ``history`` with per-step ``loss`` (the
+        promptable-segmentation loss) and ``iou`` lists, with a teacher also ``distill`` (unweighted
+        ``L_distill`` per step), ``steps``, ``images_seen``, ``empty_masks_skipped`` (counted at every
+        visit of an image).
     """
     check_distill(teacher, distill_weight, teacher_stage)
+    if sam is not None and hybrid is not None:
+        raise ValueError("hybrid builds a new micro-SAM; a given sam keeps its own patch embedding (pass one of them)")
     if save_path is not None and os.path.exists(save_path):
         raise FileExistsError(f"{save_path} exists; remove it or choose another path")
     # built before seeding: its random initialisation is overwritten by the ImageNet weights
     teacher_net = FeatureTeacher(teacher, teacher_stage) if teacher is not None else None
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    sam = (sam if sam is not None else build_sam("micro", img_size)).to(device).train()
+    if sam is None:
+        cfg = sam_config("micro", img_size)
+        sam = build_sam(config=cfg if hybrid is None else dict(cfg, hybrid=hybrid, hybrid_stage=hybrid_stage))
+    stem = getattr(sam.image_encoder.patch_embed, "stem", None) if freeze_stem else None
+    stem_flags = [p.requires_grad for p in stem.parameters()] if stem is not None else []
+    if stem is not None:
+        stem.requires_grad_(False)  # HybridPatchEmbed.train() then keeps it in eval mode
+    sam = sam.to(device).train()
     size = sam.image_encoder.img_size
     params = [p for p in sam.parameters() if p.requires_grad]
     distiller = None
@@ -223,10 +243,14 @@ def pretrain_micro_sam(samples: Iterable[tuple[Any, Sequence[Any]]], *, steps: i
         warnings.warn(f"the samples ran out after {done} of {steps} steps", stacklevel=2)
     hist.update(steps=done, **stats)
     sam.eval()
+    for p, flag in zip(stem.parameters() if stem is not None else (), stem_flags):
+        p.requires_grad_(flag)
     if save_path is not None:
         extra = {} if distiller is None else dict(teacher=teacher, distill_weight=distill_weight,
                                                   teacher_stage=teacher_stage,
                                                   final_distill=hist["distill"][-1] if done else None)
+        if hasattr(sam.image_encoder.patch_embed, "stem"):
+            extra["freeze_stem"] = bool(freeze_stem)
         save_micro_sam(sam, save_path, dict(meta or {}, steps=done, lr=lr, batch_size=batch_size, seed=seed,
                                             box_prob=box_prob, masks_per_image=masks_per_image,
                                             final_loss=hist["loss"][-1] if done else None, **extra))

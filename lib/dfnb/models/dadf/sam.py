@@ -1,6 +1,6 @@
 """Segment Anything (SAM) built from Meta's ``segment-anything`` package: official or micro.
 
-Two kinds of SAM, one architecture (``ImageEncoderViT`` + ``PromptEncoder`` +
+Three kinds of SAM, one architecture (``ImageEncoderViT`` + ``PromptEncoder`` +
 ``MaskDecoder`` with a ``TwoWayTransformer``):
 
 - the official ``vit_b`` / ``vit_l`` / ``vit_h`` models, loaded from Meta's checkpoints
@@ -10,7 +10,10 @@ Two kinds of SAM, one architecture (``ImageEncoderViT`` + ``PromptEncoder`` +
 - **micro-SAM**, the same architecture at 128 px (patch 8 -> a 16x16 token grid, 4 blocks of
   width 192, 3 heads, window 8, global attention in blocks 1 and 3, 128-channel neck and
   decoder) that the book pretrains itself on promptable segmentation of its synthetic faces
-  (``dfnb.models.dadf.pretrain``), because no SAM checkpoint may be fetched by default.
+  (``dfnb.models.dadf.pretrain``), because no SAM checkpoint may be fetched by default;
+- **hybrid micro-SAM** (config ``"hybrid": "lite0", "hybrid_stage": 2``): micro-SAM whose patch
+  embedding is ImageNet EfficientNet-lite0's stem up to stride 8 (:mod:`dfnb.models.dadf.hybrid`).
+  The config is saved with the checkpoint, so :func:`load_sam` rebuilds it.
 
 Every checkpoint is read with ``torch.load(..., weights_only=True)`` and checked against the
 model it is loaded into: a missing / unexpected key or a shape mismatch is a ``ValueError``
@@ -68,22 +71,32 @@ def sam_config(model_type: str, img_size: int | None = None) -> dict[str, Any]:
     return cfg
 
 
-def build_sam(model_type: str = "micro", img_size: int | None = None, config: dict | None = None) -> Sam:
+def build_sam(model_type: str = "micro", img_size: int | None = None, config: dict | None = None,
+              pretrained_stem: bool = True) -> Sam:
     """A randomly initialised SAM of ``model_type`` (or of an explicit ``config``) in eval mode.
 
-    Pixel mean/std are SAM's, scaled to images in [0, 1].
+    Pixel mean/std are SAM's, scaled to images in [0, 1].  A ``config`` with ``"hybrid": "lite0"``
+    and ``"hybrid_stage"`` (a lite0 stage whose stride is ``patch_size``: stage 2 for micro-SAM) gets a
+    :class:`~dfnb.models.dadf.hybrid.HybridPatchEmbed` instead of ``PatchEmbed``, with ImageNet
+    weights unless ``pretrained_stem=False`` (``load_sam``: the checkpoint brings them).
     """
     cfg = dict(config) if config is not None else sam_config(model_type, img_size)
     grid = cfg["img_size"] // cfg["patch_size"]
     d = cfg["out_chans"]
+    encoder = ImageEncoderViT(
+        img_size=cfg["img_size"], patch_size=cfg["patch_size"], embed_dim=cfg["embed_dim"],
+        depth=cfg["depth"], num_heads=cfg["num_heads"], mlp_ratio=4,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6), qkv_bias=True, use_rel_pos=True,
+        global_attn_indexes=tuple(cfg["global_attn_indexes"]), window_size=cfg["window_size"],
+        out_chans=d,
+    )
+    if cfg.get("hybrid") is not None:
+        from dfnb.models.dadf.hybrid import HybridPatchEmbed, check_hybrid
+
+        check_hybrid(cfg)
+        encoder.patch_embed = HybridPatchEmbed(cfg["hybrid_stage"], cfg["embed_dim"], pretrained_stem)
     sam = Sam(
-        image_encoder=ImageEncoderViT(
-            img_size=cfg["img_size"], patch_size=cfg["patch_size"], embed_dim=cfg["embed_dim"],
-            depth=cfg["depth"], num_heads=cfg["num_heads"], mlp_ratio=4,
-            norm_layer=partial(nn.LayerNorm, eps=1e-6), qkv_bias=True, use_rel_pos=True,
-            global_attn_indexes=tuple(cfg["global_attn_indexes"]), window_size=cfg["window_size"],
-            out_chans=d,
-        ),
+        image_encoder=encoder,
         prompt_encoder=PromptEncoder(
             embed_dim=d, image_embedding_size=(grid, grid),
             input_image_size=(cfg["img_size"], cfg["img_size"]), mask_in_chans=cfg["mask_in_chans"],
@@ -156,6 +169,9 @@ def describe_state_dict(sd: dict[str, torch.Tensor]) -> str:
     depth = len({k.split(".")[2] for k in sd if k.startswith("image_encoder.blocks.")})
     pos = sd.get("image_encoder.pos_embed")
     grid = tuple(pos.shape[1:3]) if pos is not None else None
+    if any(k.startswith("image_encoder.patch_embed.stem.") for k in sd):
+        return (f"embed_dim={w.shape[0]}, a CNN-stem (hybrid) patch embedding with {w.shape[1]} channels, "
+                f"depth={depth}, token grid={grid} -> looks like a hybrid micro-SAM")
     desc = f"embed_dim={w.shape[0]}, patch_size={w.shape[-1]}, depth={depth}, token grid={grid}"
     for name, cfg in SAM_CONFIGS.items():
         if (cfg["embed_dim"], cfg["patch_size"], cfg["depth"]) == (w.shape[0], w.shape[-1], depth):
@@ -255,7 +271,7 @@ def load_sam(model_type: str | None, checkpoint: str | os.PathLike | None = None
         if img_size is not None and img_size != saved_cfg["img_size"]:
             raise ValueError(f"{checkpoint} is a micro-SAM pretrained at {saved_cfg['img_size']} px; "
                              f"img_size={img_size} does not match (images are resized inside the model)")
-        sam = build_sam(config=saved_cfg)
+        sam = build_sam(config=saved_cfg, pretrained_stem=False)  # a hybrid stem's weights are in sd
         check_state_dict(sam, sd, f"micro-SAM checkpoint {checkpoint}")
     else:
         if model_type is None:
