@@ -599,3 +599,22 @@ def test_rgb_branch_of_a_plain_vit_equals_its_class_token_logits():
     plain = tiny_focus(img_size=32, patch_size=8, modality=None, carp=False).eval()
     x = torch.rand(2, 3, 32, 32)
     assert torch.allclose(protocol.RGBBranch(plain)(x), plain(x)["logits"], atol=1e-6)
+
+
+def test_a_cached_lite0_evaluator_computes_what_the_trained_one_did(tmp_path):
+    # the lite0 evaluator's padding, BN eps and input mean / std depend on `pretrained`: a cache entry must
+    # be rebuilt with them (it once was rebuilt with pretrained=False: same weights, another network)
+    from dfnb.experiments import train_seeded
+
+    tr, va = _faces(8, seed=0), _faces(4, seed=1)
+    maps = protocol.source_maps("gt", tr), protocol.source_maps("gt", va)
+    args = dict(seed=0, model_kwargs=dict(backbone="efficientnet_lite0", pretrained=True, fpn_channels=8),
+                epochs=1, batch_size=4, lr=1e-3, cache=tmp_path)
+    fresh = train_seeded("evaluator_effnet", fmaps.WithMap(tr, maps[0]), fmaps.WithMap(va, maps[1]), **args)
+    again = train_seeded("evaluator_effnet", fmaps.WithMap(tr, maps[0]), fmaps.WithMap(va, maps[1]), **args)
+    assert again.cached and not fresh.cached
+    x = torch.stack([it["image"] for it in va])
+    with torch.no_grad():
+        a, b = fresh.model.eval()(x), again.model.eval()(x)
+    assert torch.allclose(a["logit"], b["logit"], atol=1e-5)
+    assert torch.allclose(again.model.mean, torch.full((1, 3, 1, 1), 0.5))

