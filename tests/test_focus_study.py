@@ -102,3 +102,10 @@ def test_skipped_claims_name_each_untested_claim_and_why():
     assert "hours on a CPU" in next(v for k, v in got.items() if "Score-CAM" in k)
     assert "'rgb' not in map_sources" in next(v for k, v in got.items() if k.startswith("Table V:"))
     assert len(got) == 3
+
+
+def test_paper_value_and_the_kinds_a_run_trains():
+    assert study.paper_value("IV", "FoCus (w/o Sobel)", setting="Average") == pytest.approx(84.8)
+    assert np.isnan(study.paper_value("IV", "FoCus"))  # nine rows match: no single value
+    assert study.kinds_for(["gt", "focus"], False) == ["focus", "plain"]
+    assert study.kinds_for(["gt", "rgb"], False) == study.kinds_for([], True) == ["focus", "plain", "rgb"]

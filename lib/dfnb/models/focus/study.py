@@ -17,7 +17,7 @@ Map sources (``SOURCE_KIND``: which kind's model of the same seed makes them; no
 map).  Each source judged by one evaluator (EfficientNet-lite0 + FPN) per training seed.
 
 Claims (:func:`claims`): each a paired difference over training seeds (``dfnb.stats.claim_row``), judged
-against the sign of the paper's effect, computed from ``dfnb.papers`` by :func:`paper_effect`.
+against the sign of the paper's effect, computed from ``dfnb.papers`` by :func:`paper_mean`.
 """
 from __future__ import annotations
 
@@ -36,9 +36,6 @@ SOURCE_KIND = {"focus": "focus", "gradcam": "plain", "scorecam": "plain", "rgb":
 SOURCE_NAMES = {"gt": "exact masks", "none": "no map", "ssim": "SSIM", "diff": "Pixel-wise",
                 "diff@0.1": "Pixel-wise@0.1", "gradcam": "GradCAM", "scorecam": "ScoreCAM", "focus": "FoCus",
                 "rgb": "RGB"}
-#: our cross-domain sets -> the paper's columns
-PAPER_COLUMN = {"celebdf-syn": "CDF", "wdf-syn": "WDF", "dfdc-syn": "DFDC", "dfdcp-syn": "DFDCp",
-                "celebdf (real)": "CDF", "dfdc (real)": "DFDC"}
 CROSS_PAPER = ("CDF", "WDF", "DFDC", "DFDCp")
 
 
@@ -123,6 +120,19 @@ def record_evaluators(run, results: Mapping, *, train_set: str, evaluator: str =
             run.metric("frame_acc", r["acc"][name], dataset=name, split="test", **lab)
 
 
+def kinds_for(sources: Sequence[str], corruption_suite: bool) -> list[str]:
+    """The model kinds a run trains: FoCus and the plain ViT always (Table VII, Grad-CAM), the RGB-only FoCus
+    when its maps are a source or Table IV compares it."""
+    return ["focus", "plain"] + (["rgb"] if "rgb" in sources or corruption_suite else [])
+
+
+def record_direct(run, direct, *, dataset: str) -> None:
+    """Each source's and seed's pixel AUC on the test fakes (:func:`direct_per_seed`) through ``run.metric``."""
+    for _, r in direct.iterrows():
+        run.metric("pixel_auc_fake", r["pixel_auc_fake"], dataset=dataset, split="test", model=r["source"],
+                   seed=r["train seed"])
+
+
 def record_models(run, models: Mapping, det_per_seed, *, train_set: str) -> None:
     """Each trained model's training time and its own head's test AUC (points in ``det_per_seed``, recorded as
     fractions) through ``run.metric``."""
@@ -166,30 +176,25 @@ def detector_per_seed(models: Mapping, test_sets: Mapping, in_domain: str, *, de
     for kind, exps in models.items():
         for seed, e in exps.items():
             det = {n: e.evaluate(ds, batch_size=64, device=device)["detection"] for n, ds in test_sets.items()}
+            aucs = {n: d["frame_auc"] for n, d in det.items()}
             row = {"model": KIND_NAMES[kind], "train seed": seed, "in-domain ACC": 100 * det[in_domain]["frame_acc"]}
-            row.update({n: 100 * d["frame_auc"] for n, d in det.items()})
-            row["cross-domain mean"] = 100 * _cross_mean({n: d["frame_auc"] for n, d in det.items()}, in_domain)
+            row.update({n: 100 * a for n, a in aucs.items()})
+            row["cross-domain mean"] = 100 * _cross_mean(aucs, in_domain)
             rows.append(row)
     return pd.DataFrame(rows)
 
 
 def mean_ci_table(per_seed, by: str, columns: Sequence[str]):
     """``mean [low, high]`` strings (points, 2 decimals) per ``by`` group for each of ``columns``: the mean
-    over training seeds with its 95 % t-interval (no interval for one seed)."""
+    over training seeds with its 95 % t-interval (``dfnb.report.seed_summary``; no interval for one seed)."""
     import pandas as pd
 
-    from dfnb.stats import t_interval
+    from dfnb.report import seed_summary
 
-    out = {}
-    for key, g in per_seed.groupby(by, sort=False):
-        cells = {}
-        for c in columns:
-            iv = t_interval(g[c].to_numpy(float))
-            cells[c] = f"{iv.mean:.2f}" if iv.n < 2 else f"{iv.mean:.2f} [{iv.low:.2f}, {iv.high:.2f}]"
-        out[key] = cells
-    t = pd.DataFrame.from_dict(out, orient="index")
-    t.index.name = by
-    return t
+    def cell(r) -> str:
+        return f"{r['mean']:.2f}" if r["n_seeds"] < 2 else f"{r['mean']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
+
+    return pd.DataFrame({c: seed_summary(per_seed, by, c).apply(cell, axis=1) for c in columns})
 
 
 def direct_per_seed(maps_by_seed: Mapping, gt, labels):
@@ -223,23 +228,26 @@ def ranking(direct, ev_per_seed, in_domain: str):
 # ----------------------------------------------------------------------------- the paper's effects and claims
 def paper_mean(table: str, method: str, *, train_set: str | None = None, test_sets=CROSS_PAPER,
                setting: str | None = None, metric: str = "AUC") -> float:
-    """The paper's mean ``metric`` of ``method`` over ``test_sets`` in ``table`` (NaN if any is missing)."""
+    """The paper's mean ``metric`` of ``method`` over ``test_sets`` in ``table`` (NaN if any is missing):
+    :func:`paper_value` per test set."""
+    match = {k: v for k, v in (("train_set", train_set), ("setting", setting)) if v is not None}
+    return float(np.mean([paper_value(table, method, metric=metric, test_set=c, **match) for c in test_sets]))
+
+
+def paper_value(table: str, method: str, *, metric: str = "AUC", **match) -> float:
+    """The paper's one value of ``method`` / ``metric`` in ``table`` whose other columns equal ``match``
+    (e.g. ``setting="Average"``); NaN unless exactly one row matches."""
     from dfnb import papers
 
     t = papers.load_table("focus", table)
     t = t[(t["method"] == method) & (t["metric"] == metric)]
-    if train_set is not None:
-        t = t[t["train_set"] == train_set]
-    if setting is not None:
-        t = t[t["setting"] == setting]
-    vals = [t.loc[t["test_set"] == c, "value"] for c in test_sets]
-    if any(len(v) != 1 for v in vals):
-        return float("nan")
-    return float(np.mean([float(v.iloc[0]) for v in vals]))
+    for k, v in match.items():
+        t = t[t[k] == v]
+    return float(t["value"].iloc[0]) if len(t) == 1 else float("nan")
 
 
-#: (claim, paper table, our variant source/kind, our reference, paper method, paper reference, paper train
-#: set, paper test sets or "in"), judged on the evaluator (map sources) or on the models' own heads
+#: (claim, paper table, our map source, our reference source, paper method, paper reference, paper train set):
+#: each judged on the evaluators trained with the two sources
 _EVALUATOR_CLAIMS = [
     ("FoCus maps make a better evaluator than SSIM maps", "II", "focus", "ssim", "FoCus", "SSIM", "FF++ (HQ)"),
     ("FoCus maps make a better evaluator than pixel differences", "II", "focus", "diff", "FoCus", "Pixel-wise",
@@ -375,16 +383,6 @@ def deviations(*, size: int, n_train: int, n_test: int, epochs: int, eval_epochs
 
 
 # ----------------------------------------------------------------------------- one-seed extras
-def _paper_value(table: str, method: str, **match) -> float:
-    from dfnb import papers
-
-    t = papers.load_table("focus", table)
-    t = t[(t["method"] == method) & (t["metric"] == match.pop("metric", "AUC"))]
-    for k, v in match.items():
-        t = t[t[k] == v]
-    return float(t["value"].iloc[0]) if len(t) == 1 else float("nan")
-
-
 def table4_claim(rob: Mapping, dataset: str) -> dict:
     """Table IV's claim from one training seed: the Sobel branch makes FoCus more robust, i.e. a higher AUC
     averaged over the corruption kinds (each already averaged over levels), FoCus against FoCus without its
@@ -392,7 +390,7 @@ def table4_claim(rob: Mapping, dataset: str) -> dict:
     from dfnb import stats
 
     mean = {k: 100 * float(t.drop(index="clean")["mean"].mean()) for k, t in rob.items()}
-    paper = _paper_value("IV", "FoCus", setting="Average") - _paper_value("IV", "FoCus (w/o Sobel)", setting="Average")
+    paper = paper_value("IV", "FoCus", setting="Average") - paper_value("IV", "FoCus (w/o Sobel)", setting="Average")
     return stats.claim_row("the Sobel branch makes FoCus more robust to corruptions (one seed)", "IV", paper,
                            [mean["rgb"]], [mean["focus"]], dataset=f"{dataset} (test, corrupted)",
                            metric="frame AUC averaged over corruptions and levels (points)")
@@ -414,18 +412,19 @@ def table3_claims(t3) -> list[dict]:
 
 
 def ablation_table(train_set, val_set, splits, test_sets, gt, labels, *, focus_kw: Mapping, seed: int,
-                   epochs: int, EV: Mapping, modalities=(), modules=(), k_values=(), lambda_values=(),
+                   epochs: int, lr: float, EV: Mapping, modalities=(), modules=(), k_values=(), lambda_values=(),
                    FF: str):
     """Tables V-VI and the K / lambda sweeps from one training seed (``protocol.AblationStudy``): one row per
     FoCus variant (the reference, each second modality, each module ablation, each K and lambda), with the
     evaluator's in-domain and cross-domain mean AUC (points) on the variant's maps, its maps' direct pixel
-    AUC and its own head's AUC."""
+    AUC and its own head's AUC.  ``lr``: the variants' learning rate (the main models'); ``EV``: the
+    evaluators' ``epochs``, ``batch_size``, ``lr``, ``evaluator_kwargs`` and ``device``."""
     import pandas as pd
 
     protocol.check_ablation_entries(modalities=modalities, modules=modules)
     st = protocol.AblationStudy(train_set, val_set, splits, test_sets, gt, labels, dataset=FF,
                                 focus_kwargs=focus_kw, evaluator_kwargs=EV["evaluator_kwargs"], epochs=epochs,
-                                eval_epochs=EV["epochs"], batch_size=EV["batch_size"], lr=3e-4, eval_lr=EV["lr"],
+                                eval_epochs=EV["epochs"], batch_size=EV["batch_size"], lr=lr, eval_lr=EV["lr"],
                                 seed=seed, device=EV.get("device", "cpu"))
     variants = {"FoCus (reference)": {}, **{protocol.MODALITY_NAMES[m]: {"modality": m} for m in modalities},
                 **{m: protocol.MODULES[m] for m in modules}, **{f"K = {k}": {"K": int(k)} for k in k_values},
