@@ -52,7 +52,13 @@ def test_claims_pair_seeds_and_compare_with_the_paper():
     iinc = next(r for r in rows if "IINC" in r["claim"])
     assert iinc["our_effect"] == pytest.approx(0.55)  # lower IINC is the improvement
     assert iinc["paper_effect"] == pytest.approx(4.25 - 3.21)
-    assert not any(r["claim"].startswith("DADF localizes better than SAM+LoRA") for r in rows)  # no sam_lora
+    lora = next(r for r in rows if r["claim"].startswith("DADF localizes better than SAM+LoRA"))
+    assert lora["claim"].endswith("(not run: sam_lora not trained in this run)") and lora["n_seeds"] == 0
+    fmld = next(r for r in rows if "on FMLD" in r["claim"])
+    assert "no 'fmld' models in this run" in fmld["claim"] and fmld["verdict"] == "inconclusive"
+    assert len(rows) == len(C.CLAIMS)  # every claim has a row
+    off = C.claims({"main": main}, {}, skipped={"ablation": "ablations off"})
+    assert sum("(not run: ablations off)" in r["claim"] for r in off) == 9  # Tables 4-6
 
 
 def test_claims_not_reproduced_inconclusive_and_table6_sign_only():
@@ -64,6 +70,28 @@ def test_claims_not_reproduced_inconclusive_and_table6_sign_only():
     assert math.isnan(t6["paper_effect"]) and t6["verdict"] == "inconclusive"
     adapter = rows["the Multiscale Adapter improves SAM (PBCA)"]
     assert adapter["n_seeds"] == 2 and adapter["verdict"] == "inconclusive"  # only seeds 0, 1 are paired
+
+
+def test_competence_bars_by_hand():
+    df = pd.DataFrame({"model": ["dadf"] * 3 + ["sam_lora"], "seed": [0, 1, 2, 0], "AUC": [91.0, 89.0, 92.0, 50.0],
+                       "IoU": [70.0, 50.0, 55.0, 0.0], "marked real": [1.0, 2.0, 3.0, 0.0],
+                       "PBCA": [90.0, 91.0, 89.5, 84.0]})
+    c = C.competence(df, pbca_empty=86.0)
+    assert c["mean over seeds"].tolist() == pytest.approx([272 / 3, 175 / 3, 2.0, 270.5 / 3 - 86])
+    assert c["reached"].tolist() == [True, False, True, False]  # AUC 90.67, IoU 58.3, real 2 %, PBCA +4.17
+    sentence = C.competence_sentence(c, "ffpp-syn HQ test")
+    assert sentence.startswith("DADF on ffpp-syn HQ test, mean over 3 training seeds: frame AUC >= 90: 90.67 (reached)")
+    assert "IoU of the fake faces' masks >= 60: 58.33 (NOT reached)" in sentence and "not evidence" in sentence
+    with pytest.raises(ValueError, match="no 'focus' rows"):
+        C.competence(df, 86.0, model="focus")
+
+
+def test_skipped_parts_name_their_switch():
+    assert C.skipped(ablations=True, fmld=True, cross=True, lq=True) == {}
+    off = C.skipped(ablations=False, fmld=False, cross=True, lq=False, no_lq="no c40 folder")
+    assert set(off) == {"ablation", "fmld", "lq"}
+    assert "-p ablations=True" in off["ablation"] and "-p fmld=True" in off["fmld"]
+    assert off["lq"] == "no LQ test set (no c40 folder)"
 
 
 def test_noise_sweep_table_and_choice():
@@ -80,7 +108,11 @@ def test_noise_sweep_table_and_choice():
 
 def test_deviations_state_this_runs_settings():
     d = C.deviations(lr=5e-4, batch_size=16, epochs=6, noise_std=0.03, noise_p=1.0, n_train=2000,
-                     sam="micro-SAM")
+                     sam="micro-SAM", trainable_share=41.25, ablations=False)
+    assert d.loc["trainable share", "this run"].startswith("41.2 % here")
+    assert "-p ablations=True" in d.loc["ablations (Tables 4-6)", "reason"]
+    assert "ablations (Tables 4-6)" not in C.deviations(lr=5e-4, batch_size=16, epochs=6, noise_std=0.03, noise_p=1.0,
+                                                        n_train=2000, sam="m", trainable_share=1.0).index
     assert d.loc["optimiser, learning rate", "this run"] == "AdamW, 0.0005"
     assert "std 0.03 on every" in d.loc["RGA noise", "this run"]
     assert "1e-06" in d.loc["RGA noise", "paper"] or "1e-6" in d.loc["RGA noise", "paper"]

@@ -200,6 +200,9 @@ def test_other_layouts(tmp_path):
     _write_video(r / "original_sequences/actors/c23/videos/01__walk.avi", _face_frames(2))
     _write_video(r / "manipulated_sequences/DeepFakeDetection/c23/videos/01_02__walk.avi", _face_frames(2))
     assert sorted(i.method for i in list_items("dfd", r)) == ["dfd", "real"]  # not FF++'s Deepfakes
+    from dfnb.data import missing_quality  # a c23-only DFD: chapter 31 tests it at HQ and says so
+
+    assert missing_quality("dfd", r, "lq") == f"dfd under {r} has no LQ (c40) videos"
     with pytest.raises(ValueError, match="no official 'train' split"):
         list_items("dfd", r, "train")
 

@@ -63,6 +63,22 @@ def test_read_parameters_types_and_help(book):
     assert specs["lr"].types == (float,) and specs["results_dir"].types is None
 
 
+def test_parameters_cell_may_import_typing_and_papermill_then_lists_optional(tmp_path):
+    from papermill.translators import PythonTranslator
+
+    src = "from typing import Optional  # for papermill\nroot: Optional[str] = None  # a folder\nn: int = 2\n"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src, metadata={"tags": ["parameters"]})]
+    nbformat.write(nb, tmp_path / "c.ipynb")
+    specs = runner.read_parameters(tmp_path / "c.ipynb")
+    assert list(specs) == ["root", "n"] and set(specs["root"].types) == {str, type(None)}
+    assert [p.name for p in PythonTranslator.inspect(nb.cells[0])] == ["root", "n"]  # `str | None` is dropped
+    nb.cells[0].source = "import os\nn: int = 2\n"
+    nbformat.write(nb, tmp_path / "c.ipynb")
+    with pytest.raises(runner.ParameterError, match="only assignments, line 1"):
+        runner.read_parameters(tmp_path / "c.ipynb")
+
+
 def test_validate_rejects_unknown_and_ill_typed(book):
     specs = runner.read_parameters(book / "chapters" / "01_toy.ipynb")
     with pytest.raises(runner.ParameterError, match=r"unknown parameter 'sede'.*did you mean seed"):

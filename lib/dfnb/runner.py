@@ -177,7 +177,7 @@ def read_parameters(notebook: str | Path) -> dict[str, ParamSpec]:
     """Parse the cell tagged ``parameters`` of ``notebook`` into :class:`ParamSpec` s.
 
     Only top-level ``name = literal`` and ``name: type = literal`` assignments are
-    allowed there, so that every parameter has a readable default.
+    allowed there, so that every parameter has a readable default, and ``from typing import ...``.
     """
     nb = json.loads(Path(notebook).read_text())
     cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
@@ -187,6 +187,8 @@ def read_parameters(notebook: str | Path) -> dict[str, ParamSpec]:
     lines = src.splitlines()
     specs: dict[str, ParamSpec] = {}
     for node in ast.parse(src).body:
+        if isinstance(node, ast.ImportFrom) and node.module == "typing":
+            continue  # `from typing import Optional`: papermill lists Optional[str], not `str | None`
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             name, ann = node.targets[0].id, None
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:

@@ -154,6 +154,15 @@ def claim_row(claim: str, paper_table: str, paper_effect: float, reference: Sequ
             "verdict": verdict(iv.low, iv.high, paper_effect, iv.n), "dataset": dataset, "metric": metric}
 
 
+def not_run_row(claim: str, paper_table: str, why: str) -> dict:
+    """A claims-table row for a paper claim this run did not test: verdict *inconclusive*, no effect,
+    the reason in the claim's text (``"<claim> (not run: <why>)"``)."""
+    nan = float("nan")
+    return {"claim": f"{claim} (not run: {why})", "paper_table": paper_table, "paper_effect": nan,
+            "our_effect": nan, "ci_low": nan, "ci_high": nan, "n_seeds": 0, "verdict": "inconclusive",
+            "dataset": "-", "metric": "-"}
+
+
 def claims_table(rows: Sequence[dict]):
     """The claims rows as a DataFrame with exactly the columns ``CLAIM_COLUMNS`` (missing ones are an error)."""
     import pandas as pd

@@ -19,8 +19,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["CLAIMS", "ablation_per_seed", "choose_noise", "claims", "cross_per_seed", "deviations", "noise_sweep", "noise_sweep_table",
-           "seed_scores", "summary_table"]
+__all__ = ["BARS", "CLAIMS", "ablation_per_seed", "choose_noise", "claims", "competence", "competence_sentence", "cross_per_seed", "deviations", "noise_sweep", "noise_sweep_table",
+           "seed_scores", "skipped", "summary_table"]
 
 SCORE_COLUMNS = ("PBCA", "IINC", "ACC", "AUC", "EER", "IoU", "marked real", "marked fake")
 
@@ -169,25 +169,32 @@ def paper_effect(table: str, reference: str, variant: str, metric: str, frame: s
     return ref - var if metric in _LOWER_IS_BETTER else var - ref
 
 
-def claims(frames: Mapping[str, Any], datasets: Mapping[str, str]) -> list[dict]:
-    """Claims-table rows (:func:`dfnb.stats.claim_row`) for every :data:`CLAIMS` entry whose models are in
-    ``frames[frame]`` (a :func:`seed_scores` table; ``"cross"``: one with an ``AUC`` column averaged over
-    the cross-dataset test sets).  Seeds are paired: only seeds both models have count.
+def claims(frames: Mapping[str, Any], datasets: Mapping[str, str], skipped: Mapping[str, str] | None = None
+           ) -> list[dict]:
+    """Claims-table rows (:func:`dfnb.stats.claim_row`), one for every :data:`CLAIMS` entry: judged where
+    both of its models are in ``frames[frame]`` (a :func:`seed_scores` table; ``"cross"``: one with an
+    ``AUC`` column averaged over the cross-dataset test sets), else a *not run* row
+    (:func:`dfnb.stats.not_run_row`) saying why: ``skipped[frame]`` when the run switched that part off,
+    else which model it did not train.  Seeds are paired: only seeds both models have count.
 
     datasets: ``{frame: name of the test data}`` for the rows' ``dataset`` column.  Table 6 rows carry
     ``paper_effect`` NaN (:func:`paper_effect`) and are judged on the sign the paper's text gives.
     """
-    from dfnb.stats import claim_row
+    from dfnb.stats import claim_row, not_run_row
 
     rows = []
     for claim, table, ref, var, metric, frame in CLAIMS:
         df = frames.get(frame)
-        if df is None or not {ref, var} <= set(df["model"]):
+        if df is None:
+            rows.append(not_run_row(claim, table, (skipped or {}).get(frame, f"no {frame!r} models in this run")))
             continue
+        absent = [m for m in (ref, var) if m not in set(df["model"])]
         a = df[df.model == ref].set_index("seed")[metric]
         b = df[df.model == var].set_index("seed")[metric]
         seeds = sorted(set(a.index) & set(b.index))
-        if not seeds:
+        if absent or not seeds:
+            why = f"{', '.join(absent)} not trained in this run" if absent else "no seed trained both models"
+            rows.append(not_run_row(claim, table, why))
             continue
         ra, rb = a.loc[seeds].to_numpy(float), b.loc[seeds].to_numpy(float)
         if metric in _LOWER_IS_BETTER:  # the effect is an improvement: positive = variant better
@@ -198,6 +205,55 @@ def claims(frames: Mapping[str, Any], datasets: Mapping[str, str]) -> list[dict]
         row["paper_effect"] = effect
         rows.append(row)
     return rows
+
+
+#: issue #13's bars for DADF (means over seeds, points): ``(column, comparison, bar, what it says)``
+BARS = (("AUC", ">=", 90.0, "frame AUC"), ("IoU", ">=", 60.0, "IoU of the fake faces' masks"),
+        ("marked real", "<=", 5.0, "share of a real face's pixels marked"),
+        ("PBCA over all-zero", ">=", 5.0, "PBCA above the all-zero mask's"))
+
+
+def competence(per_seed, pbca_empty: float, model: str = "dadf"):
+    """Does ``model`` reach the bars (:data:`BARS`)?  A DataFrame ``mean, bar, reached`` indexed by what each
+    bar measures, from a :func:`seed_scores` table (means over its seeds) and the all-zero mask's PBCA."""
+    import pandas as pd
+
+    df = per_seed[per_seed["model"] == model]
+    if df.empty:
+        raise ValueError(f"competence: no {model!r} rows in the per-seed table")
+    means = {c: float(df[c].mean()) for c in ("AUC", "IoU", "marked real")}
+    means["PBCA over all-zero"] = float(df["PBCA"].mean()) - float(pbca_empty)
+    rows = [{"bar": f"{what} {op} {bar:g}", "mean over seeds": means[col], "seeds": len(df),
+             "reached": bool(means[col] >= bar if op == ">=" else means[col] <= bar)}
+            for col, op, bar, what in BARS]
+    return pd.DataFrame(rows).set_index("bar")
+
+
+def competence_sentence(comp, dataset: str) -> str:
+    """One sentence on whether DADF reached the bars of :func:`competence` on ``dataset``."""
+    parts = [f"{bar}: {r['mean over seeds']:.2f} ({'reached' if r['reached'] else 'NOT reached'})"
+             for bar, r in comp.iterrows()]
+    n = int(comp["seeds"].iloc[0])
+    tail = ("so the comparisons below are between models that learnt the task" if comp["reached"].all() else
+            "so a verdict resting on a bar that was not reached is not evidence about the paper")
+    return f"DADF on {dataset}, mean over {n} training seed{'s' * (n != 1)}: " + "; ".join(parts) + f"; {tail}."
+
+
+def skipped(*, ablations: bool, fmld: bool, cross: bool, lq: bool, no_lq: str | None = None) -> dict[str, str]:
+    """``{frame: why}`` for the parts of the chapter this run's parameters switched off (the claims they
+    would have judged get *not run* rows in :func:`claims`)."""
+    off = "off in this run (CPU time); switch it on with -p {}=True"
+    out = {}
+    if not ablations:
+        out["ablation"] = ("off in this run: 21 more trainings, about 6 CPU-hours at the default size; "
+                           "switch them on with -p ablations=True")
+    if not fmld:
+        out["fmld"] = off.format("fmld")
+    if not cross:
+        out["cross"] = off.format("cross")
+    if not lq:
+        out["lq"] = f"no LQ test set ({no_lq})" if no_lq else off.format("lq")
+    return out
 
 
 def noise_sweep_table(results: Mapping[float, Mapping[str, float]]):
@@ -227,8 +283,11 @@ def choose_noise(table, metric: str = "PBCA") -> float:
 
 
 def deviations(*, lr: float, batch_size: int, epochs: int, noise_std: float, noise_p: float, n_train: int,
-               sam: str, balance: bool = True, selection: str = "last epoch (fixed budget)"):
-    """The deviations table: ``aspect, paper, this run, reason`` for every protocol difference."""
+               sam: str, trainable_share: float, balance: bool = True, selection: str = "last epoch (fixed budget)",
+               ablations: bool = True):
+    """The deviations table: ``aspect, paper, this run, reason`` for every protocol difference.
+
+    trainable_share: this run's DADF's trainable parameters in % of all of them."""
     import pandas as pd
 
     from dfnb.models.dadf.rga import NOISE_STD
@@ -254,7 +313,14 @@ def deviations(*, lr: float, batch_size: int, epochs: int, noise_std: float, noi
          "at std 1e-3 |S| is ~0.3 % of |F| and the attention is uniform; the std was chosen on the "
          "validation split (noise sweep); L_rec still counts real faces only"),
         ("patch size", "16 (ViT-H)", "8 (micro-SAM) or 16 (Meta's SAM)", "micro-SAM's 128 px input needs a 16x16 grid"),
-        ("trainable share", "18.64 % (ViT-H)", "26.4 % on ViT-H by our reading of Fig. 3 (36.8 % on micro-SAM)",
-         "branch width 256 and the 1280x1280 skip of Eq. 3 as drawn; a width of 176 would give 18.7 %"),
+        ("trainable share", "18.64 % (ViT-H)",
+         f"{trainable_share:.1f} % here; 26.4 % on ViT-H by our reading of Fig. 3",
+         "branch width 256 and the 1280x1280 skip of Eq. 3 as drawn (a width of 176 would give 18.7 %); "
+         "micro-SAM's decoder is large beside its 4-block encoder"),
+        ("seeds", "one run (not stated)", "3 training seeds per model, mean and 95 % t-interval",
+         "a difference between two models counts only when it exceeds the spread over seeds"),
     ]
+    if not ablations:
+        rows.append(("ablations (Tables 4-6)", "trained", "not trained in this run",
+                     "21 more trainings, about 6 CPU-hours on a 2-core CPU; -p ablations=True runs them"))
     return pd.DataFrame(rows, columns=["aspect", "paper", "this run", "reason"]).set_index("aspect")

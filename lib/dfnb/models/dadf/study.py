@@ -330,6 +330,25 @@ def acc_table(reports: Mapping[str, Mapping[str, dict]], methods: Mapping[str, S
     return pd.DataFrame(rows).set_index(["method", "data"]), recs
 
 
+def cross_sets(*, dfd_root=None, dftimit_root=None, **load_kw: Any):
+    """Table 3's test sets: DFD at LQ and DeepfakeTIMIT's HQ and LQ swaps (each with the same real faces),
+    synthetic or real (``dfnb.data.load_split``; ``load_kw``: ``n_videos``, ``frames_per_video``, ``size``,
+    ``seed``, ``progress``).  A DFD tree without LQ (c40) videos, e.g. a c23-only download, is tested at HQ
+    and named so.  Returns ``(sets, paper_names, dfd_name, timit_name, note)``: ``{label: data set}``,
+    ``{label: the paper's column}``, the two data-set names, and the DFD note (None when at LQ)."""
+    from dfnb.data import load_split, missing_quality
+
+    note = missing_quality("dfd", dfd_root, "lq")
+    q = "hq" if note else "lq"
+    dfd_name, dfd = load_split("dfd-syn", "test", real="dfd", root=dfd_root, quality=q, **load_kw)
+    tim = {t: load_split("dftimit-syn", "test", real="dftimit", root=dftimit_root, methods=["real", f"gan_{t}"],
+                         real_methods=["real", f"dftimit_{t}"], **load_kw) for t in ("hq", "lq")}
+    timit_name = tim["hq"][0]
+    sets = {f"{dfd_name} {q.upper()}": dfd, f"{timit_name} HQ": tim["hq"][1], f"{timit_name} LQ": tim["lq"][1]}
+    paper = dict(zip(sets, ["DFD (LQ)", "DF-TIMIT (HQ)", "DF-TIMIT (LQ)"]))
+    return sets, paper, dfd_name, timit_name, (f"{note}: DFD is tested at HQ" if note else None)
+
+
 def cross_table(experiments: Mapping[str, Any], sets: Mapping[str, Any], paper_names: Mapping[str, str],
                 ff: str, device: str = "cpu"):
     """Table 3: frame AUC / EER (%) of each model on each cross-dataset test set and their average,

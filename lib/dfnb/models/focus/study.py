@@ -319,11 +319,11 @@ def claims(ev_per_seed, det_per_seed, direct, *, in_domain: str, cross: Sequence
 
 
 def not_run_claims(reasons: Mapping[str, str]) -> list[dict]:
-    """Rows for paper claims this run did not test (``{claim: why}``): verdict *inconclusive*, no effect."""
-    nan = float("nan")
-    return [{"claim": f"{claim} (not run: {why})", "paper_table": claim.split(":")[0].replace("Table ", ""),
-             "paper_effect": nan, "our_effect": nan, "ci_low": nan, "ci_high": nan, "n_seeds": 0,
-             "verdict": "inconclusive", "dataset": "-", "metric": "-"} for claim, why in reasons.items()]
+    """Rows for paper claims this run did not test (``{claim: why}``, the claim starting "Table N:"):
+    :func:`dfnb.stats.not_run_row`."""
+    from dfnb.stats import not_run_row
+
+    return [not_run_row(claim, claim.split(":")[0].replace("Table ", ""), why) for claim, why in reasons.items()]
 
 
 def competence(det_per_seed, ev_per_seed, in_domain: str, *, head_bar: float = 90.0, evaluator_bar: float = 95.0):
