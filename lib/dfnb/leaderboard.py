@@ -1,0 +1,119 @@
+"""A localization leaderboard: many localizers, one test set, exact masks (issue #17).
+
+The three papers locate forgeries in incompatible ways (a mask decoder, fused Grad-CAMs, CAR maps); here every
+localizer is a function from faces to maps in [0, 1] and is scored the same way:
+
+- :func:`best_threshold`   the binarisation threshold, chosen on the **validation** faces only
+- :func:`localizer_scores` pixel AUC, F1 and IoU of the fakes at that threshold; PBCA and IINC of fakes and
+  of reals separately; the share of a real face's pixels marked
+- :func:`leaderboard`      mean and 95 % t-interval over seeds per localizer, ranked, beside the supervision
+  each localizer needs (:data:`SUPERVISION`)
+
+Maps are (N, H, W) or (N, 1, H, W) in [0, 1]; masks the same; ``labels`` (N,) with 1 = fake.  A real face's true
+mask is empty, so its pixel AUC, F1 and IoU are undefined or trivial: those columns are over fakes only.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from dfnb import metrics
+
+__all__ = ["SCORE_COLUMNS", "SUPERVISION", "best_threshold", "leaderboard", "localizer_scores"]
+
+#: what each kind of localizer needs to be trained or computed
+SUPERVISION = {"pixel": "pixel labels (exact masks)", "image": "image labels only",
+               "pair": "the pristine frame (an oracle at test time)", "none": "nothing"}
+#: :func:`localizer_scores` columns, in %; the bool says whether higher is better
+SCORE_COLUMNS = {"pixel AUC": True, "F1": True, "IoU": True, "PBCA fake": True, "PBCA real": True,
+                 "IINC fake": False, "IINC real": False, "marked real": False}
+THRESHOLDS = tuple(np.round(np.arange(0.05, 1.0, 0.05), 2))
+
+
+def _fakes(pred, gt, labels):
+    p, g = metrics._mask_pair(pred, gt)
+    y = np.asarray(labels).astype(int).ravel()
+    if y.shape[0] != p.shape[0]:
+        raise ValueError(f"labels: {y.shape[0]} for {p.shape[0]} maps")
+    return p, g, y
+
+
+def best_threshold(val_pred, val_gt, val_labels, metric: str = "iou",
+                   thresholds: Sequence[float] = THRESHOLDS) -> float:
+    """The threshold in ``thresholds`` with the best mean per-image ``metric`` (``"iou"`` or ``"f1"``) on the
+    fake faces of the **validation** split; ties go to the smaller threshold.  Pass validation maps only:
+    choosing it on the test faces would score the test with a threshold fitted to them."""
+    fn = {"iou": metrics.iou, "f1": metrics.pixel_f1}.get(metric)
+    if fn is None:
+        raise ValueError(f"metric must be 'iou' or 'f1', got {metric!r}")
+    p, g, y = _fakes(val_pred, val_gt, val_labels)
+    if not (y == 1).any():
+        raise ValueError("best_threshold: no fake face in the validation maps")
+    values = [fn(p[y == 1], g[y == 1], threshold=float(t)) for t in thresholds]
+    return float(thresholds[int(np.argmax(values))])
+
+
+def localizer_scores(pred, gt, labels, threshold: float) -> dict[str, float]:
+    """Scores of one localizer on one test set, in %: ``pixel AUC``, ``F1``, ``IoU`` (fakes, per image, then
+    mean), ``PBCA fake`` / ``PBCA real``, ``IINC fake`` / ``IINC real`` (per image, then mean over fakes /
+    reals), ``marked real`` (mean share of a real face's pixels at or above ``threshold``).  A set without
+    reals (or fakes) gives NaN for their columns."""
+    p, g, y = _fakes(pred, gt, labels)
+    out = dict.fromkeys(SCORE_COLUMNS, float("nan"))
+    f, r = y == 1, y == 0
+    if f.any():
+        has_both = (g[f] >= 0.5).any(axis=(1, 2)) & (g[f] < 0.5).any(axis=(1, 2))
+        if has_both.any():
+            out["pixel AUC"] = 100 * float(np.nanmean(metrics.pixel_auc(p[f], g[f], reduction="none")))
+        out["F1"] = 100 * metrics.pixel_f1(p[f], g[f], threshold)
+        out["IoU"] = 100 * metrics.iou(p[f], g[f], threshold)
+        out["PBCA fake"] = 100 * metrics.pbca(p[f], g[f], threshold)
+        out["IINC fake"] = 100 * metrics.iinc(p[f], g[f], threshold)
+    if r.any():
+        out["PBCA real"] = 100 * metrics.pbca(p[r], g[r], threshold)
+        out["IINC real"] = 100 * metrics.iinc(p[r], g[r], threshold)
+        out["marked real"] = 100 * float((p[r] >= threshold).mean())
+    return out
+
+
+def leaderboard(per_seed, supervision: Mapping[str, str], rank_by: str = "pixel AUC", level: float = 0.95):
+    """One row per localizer: ``mean [low, high]`` over its seeds of every :data:`SCORE_COLUMNS` column
+    (a single-seed localizer, e.g. a fixed prior, shows its value alone), the number of seeds, and the
+    supervision it needs; sorted by the mean of ``rank_by`` (best first, NaN last).
+
+    per_seed: long DataFrame ``localizer, seed`` + score columns (e.g. rows of :func:`localizer_scores`);
+    supervision: ``{localizer: a SUPERVISION key}`` for every localizer in it.
+    """
+    import pandas as pd
+
+    from dfnb.stats import t_interval
+
+    if rank_by not in SCORE_COLUMNS:
+        raise ValueError(f"rank_by must be one of {list(SCORE_COLUMNS)}, got {rank_by!r}")
+    missing = sorted(set(per_seed["localizer"]) - set(supervision))
+    if missing:
+        raise ValueError(f"leaderboard: no supervision given for {missing}")
+    bad = {k: v for k, v in supervision.items() if v not in SUPERVISION}
+    if bad:
+        raise ValueError(f"leaderboard: supervision must be one of {list(SUPERVISION)}, got {bad}")
+    rows, order = [], []
+    for name, df in per_seed.groupby("localizer", sort=False):
+        row = {"localizer": name}
+        for col in SCORE_COLUMNS:
+            v = df[col].to_numpy(float)
+            v = v[np.isfinite(v)]
+            if not v.size:
+                row[col] = "-"
+                continue
+            iv = t_interval(v, level) if v.size > 1 else None
+            row[col] = f"{v.mean():.2f}" if iv is None else f"{iv.mean:.2f} [{iv.low:.2f}, {iv.high:.2f}]"
+        row["seeds"] = int(df["seed"].nunique())
+        row["needs"] = SUPERVISION[supervision[name]]
+        rows.append(row)
+        m = float(np.nanmean(df[rank_by].to_numpy(float))) if np.isfinite(df[rank_by].to_numpy(float)).any() else np.nan
+        order.append(-m if SCORE_COLUMNS[rank_by] else m)
+    idx = sorted(range(len(rows)), key=lambda i: (np.isnan(order[i]), order[i]))
+    out = pd.DataFrame([rows[i] for i in idx]).set_index("localizer")
+    out.insert(0, "rank", range(1, len(out) + 1))
+    return out
