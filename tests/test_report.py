@@ -65,3 +65,21 @@ def test_slug_names_a_data_set_in_a_file_name():
     assert report.slug("Celeb-DF v2") == "celeb_df_v2"
     with pytest.raises(ValueError, match="no letter or digit"):
         report.slug(" - ")
+
+
+def test_verdict_sentences_group_the_claims_and_quote_effects():
+    from dfnb.stats import claim_row, claims_table, not_run_row
+
+    rows = [claim_row("A beats B", "1", 2.0, [1.0, 1.0, 1.0], [2.0, 2.5, 3.0], dataset="d", metric="m"),
+            claim_row("C beats D", "2", 1.0, [2.0, 2.0, 2.0], [1.0, 1.2, 0.9], dataset="d", metric="m"),
+            claim_row("E beats F", "3", 1.0, [1.0, 2.0, 3.0], [2.0, 1.0, 3.0], dataset="d", metric="m"),
+            not_run_row("G beats H", "4", "ablations off")]
+    text = report.verdict_sentences(claims_table(rows))
+    half = stats.t.ppf(0.975, 2) * stats.sem([1.0, 1.5, 2.0])
+    assert text.startswith(f"Reproduced (1): A beats B (ours +1.50 [{1.5 - half:+.2f}, {1.5 + half:+.2f}], "
+                           "paper +2.00).")
+    assert "Not reproduced (1): C beats D (ours -0.97" in text
+    assert "Inconclusive (1: the interval over seeds contains 0): E beats F." in text
+    assert text.endswith("Not run in this profile (1): G beats H.")
+    only = report.verdict_sentences(claims_table(rows[2:3]))
+    assert only == "Inconclusive (1: the interval over seeds contains 0): E beats F."

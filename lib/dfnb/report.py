@@ -78,6 +78,33 @@ def claims_markdown(claims) -> str:
             "other side, *inconclusive* otherwise or with fewer than 3 seeds).")
 
 
+def verdict_sentences(claims) -> str:
+    """The claims table in words: which claims were reproduced, which not (with our effect and interval
+    beside the paper's), which are inconclusive, which were not run; one sentence per group, groups
+    that are empty left out."""
+    run = claims[claims["n_seeds"] > 0]
+    not_run = claims[claims["n_seeds"] == 0]
+
+    def named(df):
+        return "; ".join(df["claim"])
+
+    out = []
+    for v, head in (("reproduced", "Reproduced"), ("not reproduced", "Not reproduced")):
+        df = run[run["verdict"] == v]
+        if len(df):
+            out.append(f"{head} ({len(df)}): " + "; ".join(
+                f"{r.claim} (ours {r.our_effect:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
+                + (f", paper {r.paper_effect:+.2f})" if np.isfinite(r.paper_effect) else ")")
+                for r in df.itertuples()) + ".")
+    df = run[run["verdict"] == "inconclusive"]
+    if len(df):
+        out.append(f"Inconclusive ({len(df)}: the interval over seeds contains 0): {named(df)}.")
+    if len(not_run):
+        out.append(f"Not run in this profile ({len(not_run)}): "
+                   + "; ".join(c.split(" (not run:")[0] for c in not_run["claim"]) + ".")
+    return " ".join(out)
+
+
 def equation_table(key: str) -> str:
     """Markdown table of :func:`dfnb.papers.equations.equations` ``(key)``: equation (LaTeX), function, test.
 
