@@ -330,6 +330,11 @@ def test_source_maps_shapes_zero_real_faces_and_errors():
     for source in ("focus", "gradcam"):
         m = protocol.source_maps(source, ds, model, batch_size=4).float()
         assert m.shape == (6, 1, 32, 32) and torch.all(m[0::2] == 0) and 0 <= m.min() and m.max() <= 1
+        free = protocol.source_maps(source, ds, model, batch_size=4, label_free=True).float()
+        assert torch.allclose(free[1::2], m[1::2], atol=2e-3)  # fakes: the same maps (other batches)
+        assert free[0::2].sum() > 0 and free.max() <= 1  # reals explained too, not zeroed
+    free = protocol.source_maps("diff@0.1", ds, batch_size=4, label_free=True)
+    assert torch.equal(free, d)  # a real face's pristine frame is itself: nothing differs, nothing zeroed
     with pytest.raises(ValueError, match="unknown map source"):
         protocol.source_maps("magic", ds)
     with pytest.raises(ValueError, match="needs a trained FoCus"):

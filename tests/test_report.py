@@ -79,7 +79,7 @@ def test_verdict_sentences_group_the_claims_and_quote_effects():
     assert text.startswith(f"Reproduced (1): A beats B (ours +1.50 [{1.5 - half:+.2f}, {1.5 + half:+.2f}], "
                            "paper +2.00).")
     assert "Not reproduced (1): C beats D (ours -0.97" in text
-    assert "Inconclusive (1: the interval over seeds contains 0): E beats F." in text
+    assert "Inconclusive (1: the interval over seeds contains 0, or fewer than 3 seeds): E beats F." in text
     assert text.endswith("Not run in this profile (1): G beats H.")
     only = report.verdict_sentences(claims_table(rows[2:3]))
-    assert only == "Inconclusive (1: the interval over seeds contains 0): E beats F."
+    assert only == "Inconclusive (1: the interval over seeds contains 0, or fewer than 3 seeds): E beats F."

@@ -2,6 +2,7 @@
 
 - :func:`bar_chart_with_ci`  horizontal bars of means with 95 % interval whiskers (and a reference line)
 - :func:`claims_markdown`    a one-line verdict summary of a claims table, e.g. "2 reproduced, 1 inconclusive"
+- :func:`verdict_sentences`  the claims table in words, grouped by verdict
 - :func:`equation_table`     a chapter's equation -> function -> test table (``dfnb.papers.equations``)
 - :func:`seed_summary`       mean and 95 % t-interval over seeds, per group
 - :func:`beside_paper`       this run's numbers beside the paper's, both data sets named
@@ -14,7 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["slug", "bar_chart_with_ci", "claims_markdown", "equation_table", "seed_summary", "beside_paper", "roc_figure",
+__all__ = ["slug", "bar_chart_with_ci", "claims_markdown", "verdict_sentences", "equation_table", "seed_summary", "beside_paper", "roc_figure",
            "training_curves"]
 
 
@@ -98,7 +99,7 @@ def verdict_sentences(claims) -> str:
                 for r in df.itertuples()) + ".")
     df = run[run["verdict"] == "inconclusive"]
     if len(df):
-        out.append(f"Inconclusive ({len(df)}: the interval over seeds contains 0): {named(df)}.")
+        out.append(f"Inconclusive ({len(df)}: the interval over seeds contains 0, or fewer than 3 seeds): {named(df)}.")
     if len(not_run):
         out.append(f"Not run in this profile ({len(not_run)}): "
                    + "; ".join(c.split(" (not run:")[0] for c in not_run["claim"]) + ".")

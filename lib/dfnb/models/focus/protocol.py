@@ -117,8 +117,10 @@ def first_of_each(methods, order) -> list[int]:
 
 
 def source_maps(source: str, ds, model=None, batch_size: int = 16, device: str = "cpu",
-                cam_batch_size: int = 64) -> torch.Tensor:
-    """(N, 1, H, W) float16 maps in [0, 1] of ``source`` for every item of ``ds``, real faces zeroed.
+                cam_batch_size: int = 64, label_free: bool = False) -> torch.Tensor:
+    """(N, 1, H, W) float16 maps in [0, 1] of ``source`` for every item of ``ds``, real faces zeroed (the
+    evaluator's targets; ``label_free=True``: every face explained and nothing zeroed, as a localizer that
+    does not know the label must be scored).
 
     ``source``: ``gt`` (the items' ``mask``), ``none`` (zeros) or a name in ``maps.SOURCES``; the
     comparison-based ones read the pristine face from the items' ``source`` key (a ``return_source=True``
@@ -154,6 +156,10 @@ def source_maps(source: str, ds, model=None, batch_size: int = 16, device: str =
                 raise KeyError(f"map source {source!r} needs the pristine faces: load the split with "
                                "return_source=True")
             b["pristine"] = b.pop("source")
+        if label_free:
+            b["label"] = None  # no map is zeroed for its label
+            out.append(fmaps.compute_maps(source, b, model=None if source in COMPARISON else net, **kw).cpu().half())
+            continue
         if source in CAMS:  # real faces get zero maps anyway: explain the fakes only (Score-CAM: C passes per face)
             m = torch.zeros(b["image"].shape[0], 1, *b["image"].shape[-2:])
             fake = b["label"] != 0

@@ -66,21 +66,23 @@ def train_kind(kind: str, train_set, val_set, seeds: Sequence[int], *, focus_kw:
 
 
 def maps_of(source: str, splits: Mapping, models: Mapping, seed: int, *, batch_size: int,
-            device: str = "cpu") -> dict:
-    """``{split: (N, 1, H, W) float16 maps}`` of ``source`` on every split, cached.
+            device: str = "cpu", label_free: bool = False) -> dict:
+    """``{split: (N, 1, H, W) float16 maps}`` of ``source`` on every split, cached (``label_free``: see
+    :func:`dfnb.models.focus.protocol.source_maps`).
 
     ``models``: ``{kind: {seed: Experiment}}``; a model source (``SOURCE_KIND``) uses that kind's model of
     ``seed`` (``rgb`` is the RGB-only FoCus's own fused map); the others need no model (same maps for every
     seed)."""
     kind = SOURCE_KIND.get(source)
+    extra = {"label_free": True} if label_free else {}  # (absent when False: the cached maps' keys stay)
     if kind is None:
-        return protocol.split_maps(source, splits, key="no model", batch_size=batch_size, device=device)
+        return protocol.split_maps(source, splits, key="no model", batch_size=batch_size, device=device, **extra)
     if kind not in models or seed not in models[kind]:
         raise KeyError(f"map source {source!r} needs the {KIND_NAMES[kind]} of training seed {seed}; "
                        f"trained: { {k: sorted(v) for k, v in models.items()} }")
     exp = models[kind][seed]
     return protocol.split_maps("focus" if source == "rgb" else source, splits, exp.model, key=exp.key,
-                               batch_size=batch_size, device=device)
+                               batch_size=batch_size, device=device, **extra)
 
 
 def all_maps(sources: Sequence[str], seeds: Sequence[int], splits: Mapping, models: Mapping, *,

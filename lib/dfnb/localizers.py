@@ -1,0 +1,288 @@
+"""Every localizer of the three papers as maps on one set of test faces (chapter 40, issue #17).
+
+Each paper's models come from its own chapter's experiments: this module re-issues *that chapter's* library
+calls with *that chapter's* parameters for the profile (read from its notebook and ``profiles.yml``,
+:func:`chapter_params`), so with a warm experiment cache nothing is retrained.  The faces are chapter 31's
+``ffpp-syn`` HQ validation and test faces (:func:`common_faces`), rendered at each model's own input size
+(the same faces: one data seed, one identity list) and every map resized to one scoring size.
+
+- :func:`dadf_localizers`   DADF and the SAM baselines (pixel labels), every training seed
+- :func:`focus_localizers`  FoCus's fused CAR map and a plain ViT's Grad-CAM (image labels), every seed;
+  SSIM and pixel difference against the pristine frame (oracles)
+- :func:`prle_localizers`   each zoo detector's Grad-CAM and PRLE's average and neighbouring fusion (image
+  labels; one zoo, trained from the chapter's seed)
+- :func:`prior_localizers`  the face hull and the all-zero mask (nothing)
+- :func:`score`             the long per-seed table for :func:`dfnb.leaderboard.leaderboard`
+- :func:`hypotheses`        the chapter's own questions as claims-table rows, paired over seeds
+- :func:`supervision`       what each localizer needs, for the leaderboard's column
+- :func:`figure`            one metric of every localizer as bars with intervals, coloured by supervision
+- :func:`viewer_inputs`     the same faces under a few localizers, for :func:`dfnb.viz.mask_viewer`
+
+A localizer's maps: ``{(name, seed): {"val": (N, H, W), "test": (N, H, W)}}`` float32 in [0, 1].
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["HYPOTHESES", "SUPERVISION", "chapter_params", "common_faces", "dadf_localizers", "figure", "focus_localizers",
+           "hypotheses", "prior_localizers", "prle_localizers", "resize", "score", "supervision", "viewer_inputs"]
+
+#: the supervision each localizer needs (keys of :data:`dfnb.leaderboard.SUPERVISION`)
+SUPERVISION = {"DADF": "pixel", "SAM (fine-tuned)": "pixel", "SAM+LoRA": "pixel", "SAM+Prompt": "pixel",
+               "FoCus (fused CAR map)": "image", "Grad-CAM, plain ViT": "image",
+               "PRLE fused: neighbouring": "image", "PRLE fused: average": "image",
+               "SSIM (pristine frame)": "pair", "pixel difference (pristine frame)": "pair",
+               "face hull": "none", "all-zero mask": "none"}
+_DADF_NAMES = {"dadf": "DADF", "sam_full_ft": "SAM (fine-tuned)", "sam_lora": "SAM+LoRA", "sam_prompt": "SAM+Prompt"}
+
+
+def chapter_params(chapter: str, profile: str) -> dict[str, Any]:
+    """A chapter's parameters for ``profile``: its notebook's defaults, then ``profiles.yml``."""
+    from dfnb import runner
+
+    return runner.resolve_params(runner.find_chapter(chapter), profile)
+
+
+def common_faces(p31: Mapping[str, Any], size: int, *, return_source: bool = False) -> dict:
+    """``{"val", "test"}``: chapter 31's ``ffpp-syn`` HQ validation and test faces (its ``n_eval_videos``
+    identities, 2 frames each, its data seed) rendered at ``size`` px; with ``return_source`` each fake
+    also carries its pristine face (for SSIM / pixel difference)."""
+    from dfnb.data import load_split
+
+    kw = dict(real="ffpp", root=p31["ffpp_root"], n_videos=p31["n_eval_videos"], frames_per_video=2,
+              size=size, seed=p31["seed"], progress=False, quality="hq")
+    if return_source:
+        kw["return_source"] = True
+    return {s: load_split("ffpp-syn", s, **kw)[1] for s in ("val", "test")}
+
+
+def resize(maps, size: int) -> np.ndarray:
+    """(N, H, W) or (N, 1, H, W) maps -> (N, size, size) float32 in [0, 1]: area averaging when shrinking,
+    bilinear when growing."""
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.as_tensor(np.asarray(maps, dtype=np.float32))
+    if t.ndim == 3:
+        t = t[:, None]
+    if t.ndim != 4 or t.shape[1] != 1:
+        raise ValueError(f"maps must be (N, H, W) or (N, 1, H, W), got {tuple(t.shape)}")
+    if t.shape[-1] != size or t.shape[-2] != size:
+        t = (F.interpolate(t, size=(size, size), mode="area") if t.shape[-1] >= size else
+             F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False))
+    return t[:, 0].clamp(0, 1).numpy()
+
+
+def dadf_localizers(p31: Mapping[str, Any], faces: Mapping[str, Any], size: int, *, device: str = "cpu") -> dict:
+    """DADF and chapter 31's SAM baselines, every training seed, trained (or loaded) exactly as chapter 31
+    trains them; their predicted masks on ``faces`` (at chapter 31's size), resized to ``size``."""
+    from dfnb.data import load_split
+    from dfnb.experiments import train_seeded
+    from dfnb.models.dadf import study
+
+    sam_kw, _, _ = study.sam_kwargs(sam_checkpoint=p31["sam_checkpoint"], sam_type=p31["sam_type"],
+                                    micro_sam_path=p31["micro_sam_path"], profile=p31["profile"],
+                                    sam_img_size=p31["sam_img_size"])
+    common = dict(size=p31["size"], seed=p31["seed"], progress=False)
+    _, train = load_split("ffpp-syn", "train", real="ffpp", root=p31["ffpp_root"], n_videos=p31["n_videos"],
+                          frames_per_video=p31["frames_per_video"], quality="hq", **common)
+    model_kw = dict(sam_kw, noise_std=p31["noise_std"], noise_p=p31["noise_p"])
+    fit_kw = dict(epochs=p31["epochs"], batch_size=p31["batch_size"], lr=p31["lr"], device=device,
+                  restore_best=False)
+    names = ["dadf"] + [b for b in p31["baselines"] if b != "dadf"]
+    out = {}
+    for n in names:
+        for s in range(p31["seed"], p31["seed"] + p31["n_seeds"]):
+            e = train_seeded(n, train, faces["val"], seed=s, model_kwargs=model_kw, **fit_kw)
+            out[_DADF_NAMES[n], s] = {k: resize(e.evaluate(d, batch_size=32, device=device,
+                                                           return_masks=True)["pred_masks"], size)
+                                      for k, d in faces.items()}
+    return out
+
+
+def focus_localizers(p20: Mapping[str, Any], faces_src: Mapping[str, Any], size: int, *,
+                     device: str = "cpu") -> dict:
+    """FoCus's fused CAR map and the plain ViT's Grad-CAM (every training seed of chapter 20, trained or
+    loaded as chapter 20 trains them), SSIM and pixel difference against the pristine frame (one "seed":
+    they learn nothing), on ``faces_src`` (faces with their pristine frames, at chapter 20's size), resized
+    to ``size``."""
+    from dfnb.data import load_split
+    from dfnb.models.focus import study as fs
+
+    kw = dict(real="ffpp", root=p20["ffpp_root"], size=p20["size"], frames_per_video=p20["frames_per_video"],
+              seed=p20["seed"])
+    train, val = (load_split("ffpp-syn", s, n_videos=n, **kw)[1]
+                  for s, n in (("train", p20["n_videos"]), ("val", p20["n_eval_videos"])))
+    focus_kw = fs.focus_kwargs(p20["size"], backbone=p20["backbone"], stage=p20["stage"], depth=p20["vit_depth"],
+                               embed_dim=p20["embed_dim"], patch_size=p20["patch_size"])
+    seeds = [p20["seed"] + i for i in range(p20["n_seeds"])]
+    fit = dict(epochs=p20["epochs"], batch_size=p20["batch_size"], lr=p20["lr"], device=device, progress=False)
+    models = {k: fs.train_kind(k, train, val, seeds, focus_kw=focus_kw, **fit) for k in ("focus", "plain")}
+    names = {"focus": "FoCus (fused CAR map)", "gradcam": "Grad-CAM, plain ViT", "ssim": "SSIM (pristine frame)",
+             "diff": "pixel difference (pristine frame)"}
+    out = {}
+    for src, name in names.items():
+        for s in (seeds if src in fs.SOURCE_KIND else seeds[:1]):
+            m = fs.maps_of(src, dict(faces_src), models, s, batch_size=p20["batch_size"], device=device,
+                           label_free=True)  # a real face's map is the localizer's, not zeroed
+            out[name, s] = {k: resize(v, size) for k, v in m.items()}
+    return out
+
+
+def prle_localizers(p10: Mapping[str, Any], faces: Mapping[str, Any], size: int, *, device: str = "cpu") -> dict:
+    """Each zoo detector's Grad-CAM and PRLE's neighbouring and average fusion, from chapter 10's zoo (one
+    zoo, trained or loaded from the chapter's seed as chapter 10 trains it), on ``faces`` (at chapter 10's
+    size), resized to ``size``."""
+    from dfnb import data, experiments
+    from dfnb.models import prle
+    from dfnb.models.prle import study as ps
+
+    kw = dict(real="ffpp", root=p10["ffpp_root"], size=p10["size"], seed=p10["seed"],
+              frames_per_video=p10["frames_per_video"], progress=False)
+    train = data.load_split("ffpp-syn", "train", n_videos=p10["n_videos"], **kw)[1]
+    val = data.load_split("ffpp-syn", "val", n_videos=p10["n_eval_videos"], **kw)[1]
+    fit = dict(batch_size=p10["batch_size"], lr=p10["lr"], device=device, progress=False)
+    zoo = {n: experiments.train_seeded(n, train, val, seed=p10["seed"], epochs=p10["zoo_epochs"],
+                                       model_kwargs=ps.model_kwargs(n, p10["size"]), **fit).model
+           for n in p10["zoo"]}
+    layers = {n: ps.cam_layer(n, m, p10["cam_stride"]) for n, m in zoo.items()}
+    grid = p10["size"] // p10["cam_stride"]
+    out = {}
+    for split, ds in faces.items():
+        store = prle.zoo_maps(zoo, ds, batch_size=32, device=device, progress=False, target_layers=layers)
+        fused = {"neighbouring": store.fuse("neighbouring", lam=p10["lam"], tau1=p10["tau1"], grid=grid,
+                                            progress=False),
+                 "average": store.fuse("average", tau1=p10["tau1"], progress=False)}
+        for name, maps in ps.map_arrays(store, fused).items():
+            label = f"PRLE {name}" if name.startswith("fused") else f"Grad-CAM, {name} (PRLE zoo)"
+            out.setdefault((label, p10["seed"]), {})[split] = resize(maps, size)
+    return out
+
+
+def prior_localizers(faces: Mapping[str, Any]) -> dict:
+    """The face hull (the landmarks' convex hull: "the forgery is the face") and the all-zero mask."""
+    from dfnb.baselines import floor_baselines
+
+    hull = {k: floor_baselines(d).hulls for k, d in faces.items()}
+    return {("face hull", 0): hull, ("all-zero mask", 0): {k: np.zeros_like(v) for k, v in hull.items()}}
+
+
+def score(maps: Mapping[tuple[str, int], Mapping[str, np.ndarray]], faces: Mapping[str, Any],
+          metric: str = "iou"):
+    """Long DataFrame ``localizer, seed, threshold`` + :data:`dfnb.leaderboard.SCORE_COLUMNS`: each
+    localizer's threshold chosen on ``faces["val"]`` (:func:`dfnb.leaderboard.best_threshold`), then its
+    scores on ``faces["test"]``."""
+    import pandas as pd
+
+    from dfnb import leaderboard
+
+    truth = {}
+    for k, d in faces.items():
+        truth[k] = (np.stack([d[i]["mask"][0].numpy() for i in range(len(d))]).astype(np.float32),
+                    np.array([int(d[i]["label"]) for i in range(len(d))]))
+    rows = []
+    for (name, seed), m in maps.items():
+        for k, (gt, _) in truth.items():
+            if m[k].shape != gt.shape:
+                raise ValueError(f"{name} (seed {seed}): {k} maps {m[k].shape} against masks {gt.shape}")
+        t = leaderboard.best_threshold(m["val"], truth["val"][0], truth["val"][1], metric)
+        rows.append({"localizer": name, "seed": seed, "threshold": t,
+                     **leaderboard.localizer_scores(m["test"], *truth["test"], t)})
+    return pd.DataFrame(rows)
+
+
+def supervision(names) -> dict[str, str]:
+    """``{name: SUPERVISION key}`` for every localizer name (a PRLE zoo member's Grad-CAM: image labels)."""
+    out = {}
+    for n in names:
+        if n in SUPERVISION:
+            out[n] = SUPERVISION[n]
+        elif n.startswith("Grad-CAM, ") and n.endswith("(PRLE zoo)"):
+            out[n] = "image"
+        else:
+            raise KeyError(f"no supervision known for localizer {n!r}")
+    return out
+
+
+#: ``(hypothesis, reference, variant, metric)``: the variant is better (higher; lower for IINC / marked real)
+HYPOTHESES = [
+    ("pixel labels beat image labels: DADF over FoCus (IoU)", "FoCus (fused CAR map)", "DADF", "IoU"),
+    ("FoCus's CAR map beats a plain ViT's Grad-CAM (pixel AUC)", "Grad-CAM, plain ViT", "FoCus (fused CAR map)",
+     "pixel AUC"),
+    ("FoCus (image labels) beats the face-hull prior (pixel AUC)", "face hull", "FoCus (fused CAR map)", "pixel AUC"),
+    ("DADF beats the face-hull prior (IoU)", "face hull", "DADF", "IoU"),
+    ("DADF keeps real faces clean: fewer marked pixels than the face hull", "face hull", "DADF", "marked real"),
+    ("PRLE's neighbouring fusion beats its average fusion (pixel AUC)", "PRLE fused: average",
+     "PRLE fused: neighbouring", "pixel AUC"),
+    ("DADF beats the fine-tuned SAM (IoU)", "SAM (fine-tuned)", "DADF", "IoU"),
+]
+
+
+def hypotheses(per_seed, dataset: str) -> list[dict]:
+    """Claims-table rows (:func:`dfnb.stats.claim_row`, hypothesised direction +) for :data:`HYPOTHESES`,
+    the effect paired by seed.  A localizer that learns nothing (the face hull, the oracles: one "seed")
+    gives the same maps for every seed, so its value is repeated against each seed of the other; a
+    localizer trained from one seed only (PRLE's zoo) leaves its rows at one seed, *inconclusive*.  A
+    hypothesis whose localizers are not in ``per_seed`` gets a *not run* row."""
+    from dfnb.leaderboard import SCORE_COLUMNS
+    from dfnb.stats import claim_row, not_run_row
+
+    fixed = {n for n, k in SUPERVISION.items() if k in ("none", "pair")}
+    rows = []
+    for text, ref, var, metric in HYPOTHESES:
+        have = set(per_seed["localizer"])
+        if not {ref, var} <= have:
+            rows.append(not_run_row(text, "-", f"{', '.join(sorted({ref, var} - have))} not in this run"))
+            continue
+        a = per_seed[per_seed.localizer == ref].set_index("seed")[metric]
+        b = per_seed[per_seed.localizer == var].set_index("seed")[metric]
+        if ref in fixed:
+            a = b * 0 + float(a.iloc[0])
+        if var in fixed:
+            b = a * 0 + float(b.iloc[0])
+        seeds = sorted(set(a.index) & set(b.index))
+        ra, rb = a.loc[seeds].to_numpy(float), b.loc[seeds].to_numpy(float)
+        if not SCORE_COLUMNS[metric]:
+            ra, rb = -ra, -rb
+        row = claim_row(text, "-", 1.0, ra, rb, dataset=dataset, metric=f"{metric} (points, variant better > 0)")
+        row["paper_effect"] = float("nan")  # our question, not a paper's: the direction is the hypothesis
+        rows.append(row)
+    return rows
+
+
+#: bar colours by supervision (Okabe-Ito, colour-blind safe)
+_COLORS = {"pixel": "#0072B2", "image": "#E69F00", "pair": "#999999", "none": "#009E73"}
+
+
+def figure(per_seed, metric: str = "pixel AUC", *, title: str | None = None):
+    """Every localizer's ``metric`` (mean over seeds, 95 % t-interval where it has >= 2 seeds) as a
+    horizontal bar, best on top, coloured by the supervision it needs (blue pixel labels, orange image
+    labels, grey the pristine frame, green nothing)."""
+    from dfnb.leaderboard import SCORE_COLUMNS
+    from dfnb.report import bar_chart_with_ci, seed_summary
+
+    s = seed_summary(per_seed, "localizer", metric)
+    s = s.sort_values("mean", ascending=not SCORE_COLUMNS[metric])[::-1]  # barh draws bottom-up
+    sup = supervision(s.index)
+    fig = bar_chart_with_ci(list(s.index), s["mean"], s["low"], s["high"], xlabel=f"{metric} (%)", title=title,
+                            colors=[_COLORS[sup[n]] for n in s.index])
+    return fig
+
+
+def viewer_inputs(faces: Mapping[str, Any], maps: Mapping[tuple[str, int], Mapping[str, np.ndarray]],
+                  names, seed: int, n: int = 8):
+    """``(images, masks, probs, captions)`` for :func:`dfnb.viz.mask_viewer`: the first ``n - 1`` fake test
+    faces and the first real one, each localizer of ``names`` at ``seed`` (its only seed when it has one)."""
+    test = faces["test"]
+    methods = [test[i]["method"] if "method" in test[i] else str(int(test[i]["label"])) for i in range(len(test))]
+    idx = [i for i, m in enumerate(methods) if int(test[i]["label"]) == 1][: max(1, n - 1)]
+    idx += [i for i in range(len(test)) if int(test[i]["label"]) == 0][:1]
+    images = np.stack([test[i]["image"].permute(1, 2, 0).numpy() for i in idx])
+    masks = np.stack([test[i]["mask"][0].numpy() for i in idx])
+    probs = {}
+    for name in names:
+        key = (name, seed) if (name, seed) in maps else next(k for k in maps if k[0] == name)
+        probs[name] = maps[key]["test"][idx]
+    return images, masks, probs, [f"{methods[i]}" for i in idx]

@@ -1,0 +1,73 @@
+"""Chapter 40's localizers: resizing, scoring with a validation threshold, hypotheses paired over seeds."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dfnb import localizers as L
+from dfnb.leaderboard import SCORE_COLUMNS
+
+
+def test_resize_averages_down_and_interpolates_up():
+    m = np.zeros((1, 1, 4, 4), np.float32)
+    m[0, 0, :2, :2] = 1.0
+    assert np.allclose(L.resize(m, 2)[0], [[1.0, 0.0], [0.0, 0.0]])  # area: each 2x2 block's mean
+    up = L.resize(m[:, 0], 8)
+    assert up.shape == (1, 8, 8) and up[0, 0, 0] == pytest.approx(1.0) and up[0, -1, -1] == pytest.approx(0.0)
+    assert L.resize(m, 4).shape == (1, 4, 4)
+    with pytest.raises(ValueError, match=r"maps must be \(N, H, W\)"):
+        L.resize(np.zeros((2, 3, 4, 4)), 2)
+
+
+def _faces(n=4, size=8):
+    items = []
+    for i in range(n):
+        mask = torch.zeros(1, size, size)
+        if i % 2:
+            mask[:, :4, :4] = 1
+        items.append({"mask": mask, "label": torch.tensor(i % 2)})
+    return items
+
+
+def test_score_picks_the_threshold_on_val_and_scores_test():
+    faces = {"val": _faces(), "test": _faces()}
+    gt = np.stack([f["mask"][0].numpy() for f in faces["val"]])
+    val = gt * 0.6 + 0.2  # fakes' blocks at 0.8, everything else at 0.2: any threshold in (0.2, 0.8] is exact
+    test = gt * 0.3 + 0.4  # a test map on another scale: its best threshold would differ
+    per = L.score({("m", 0): {"val": val, "test": test}}, faces)
+    r = per.iloc[0]
+    assert r.threshold == pytest.approx(0.25)  # the smallest exact one on validation
+    assert r.IoU == pytest.approx(100 * 16 / 64)  # at 0.25 the whole test face is marked: 16 of 64 pixels right
+    assert r["marked real"] == pytest.approx(100.0) and r["pixel AUC"] == pytest.approx(100.0)
+    with pytest.raises(ValueError, match=r"m \(seed 0\): val maps \(4, 4, 4\) against masks \(4, 8, 8\)"):
+        L.score({("m", 0): {"val": val[:, :4, :4], "test": test}}, faces)
+
+
+def test_supervision_of_every_localizer_and_an_unknown_one():
+    s = L.supervision(["DADF", "face hull", "Grad-CAM, efficientnet_lite1 (PRLE zoo)", "SSIM (pristine frame)"])
+    assert s == {"DADF": "pixel", "face hull": "none", "Grad-CAM, efficientnet_lite1 (PRLE zoo)": "image",
+                 "SSIM (pristine frame)": "pair"}
+    with pytest.raises(KeyError, match="no supervision known for localizer 'magic'"):
+        L.supervision(["magic"])
+
+
+def _per(values):
+    return pd.DataFrame([{"localizer": n, "seed": s, **dict.fromkeys(SCORE_COLUMNS, v)}
+                         for n, vs in values.items() for s, v in enumerate(vs)])
+
+
+def test_hypotheses_pair_seeds_repeat_fixed_localizers_and_say_what_did_not_run():
+    per = _per({"DADF": [70.0, 72.0, 74.0], "FoCus (fused CAR map)": [40.0, 41.0, 45.0], "face hull": [60.0],
+                "PRLE fused: average": [50.0], "PRLE fused: neighbouring": [55.0]})
+    rows = {r["claim"].split(" (not run")[0]: r for r in L.hypotheses(per, "ffpp-syn HQ test")}
+    pix = rows["pixel labels beat image labels: DADF over FoCus (IoU)"]
+    assert pix["our_effect"] == pytest.approx(30.0) and pix["n_seeds"] == 3 and pix["verdict"] == "reproduced"
+    hull = rows["DADF beats the face-hull prior (IoU)"]  # the hull's one value against each DADF seed
+    assert hull["our_effect"] == pytest.approx(12.0) and hull["n_seeds"] == 3
+    clean = rows["DADF keeps real faces clean: fewer marked pixels than the face hull"]
+    assert clean["our_effect"] == pytest.approx(-12.0) and clean["verdict"] == "not reproduced"  # lower is better
+    fus = rows["PRLE's neighbouring fusion beats its average fusion (pixel AUC)"]
+    assert fus["n_seeds"] == 1 and fus["verdict"] == "inconclusive"  # one zoo
+    sam = next(r for r in L.hypotheses(per, "d") if r["claim"].startswith("DADF beats the fine-tuned SAM"))
+    assert sam["claim"].endswith("(not run: SAM (fine-tuned) not in this run)") and sam["n_seeds"] == 0
+    assert all(np.isnan(r["paper_effect"]) for r in rows.values())
