@@ -13,6 +13,8 @@ calls with *that chapter's* parameters for the profile (read from its notebook a
   labels; one zoo, trained from the chapter's seed)
 - :func:`prior_localizers`  the face hull and the all-zero mask (nothing)
 - :func:`score`             the long per-seed table for :func:`dfnb.leaderboard.leaderboard`
+- :func:`weak_targets`      FoCus's and PRLE's fused maps on DADF's training faces (image labels only)
+- :func:`weak_dadf_localizers`  DADF trained on those maps instead of the exact masks, every seed
 - :func:`hypotheses`        the chapter's own questions as claims-table rows, paired over seeds
 - :func:`supervision`       what each localizer needs, for the leaderboard's column
 - :func:`figure`            one metric of every localizer as bars with intervals, coloured by supervision
@@ -27,10 +29,10 @@ from typing import Any, Mapping
 import numpy as np
 
 __all__ = ["HYPOTHESES", "SUPERVISION", "chapter_params", "common_faces", "dadf_localizers", "figure", "focus_localizers",
-           "hypotheses", "prior_localizers", "prle_localizers", "resize", "score", "supervision", "viewer_inputs"]
+           "hypotheses", "prior_localizers", "prle_localizers", "resize", "score", "supervision", "viewer_inputs", "weak_dadf_localizers", "weak_targets"]
 
 #: the supervision each localizer needs (keys of :data:`dfnb.leaderboard.SUPERVISION`)
-SUPERVISION = {"DADF": "pixel", "SAM (fine-tuned)": "pixel", "SAM+LoRA": "pixel", "SAM+Prompt": "pixel",
+SUPERVISION = {"DADF": "pixel", "DADF on FoCus (fused CAR map)": "image", "DADF on PRLE fused: neighbouring": "image", "SAM (fine-tuned)": "pixel", "SAM+LoRA": "pixel", "SAM+Prompt": "pixel",
                "FoCus (fused CAR map)": "image", "Grad-CAM, plain ViT": "image",
                "PRLE fused: neighbouring": "image", "PRLE fused: average": "image",
                "SSIM (pristine frame)": "pair", "pixel difference (pristine frame)": "pair",
@@ -108,18 +110,9 @@ def focus_localizers(p20: Mapping[str, Any], faces_src: Mapping[str, Any], size:
     loaded as chapter 20 trains them), SSIM and pixel difference against the pristine frame (one "seed":
     they learn nothing), on ``faces_src`` (faces with their pristine frames, at chapter 20's size), resized
     to ``size``."""
-    from dfnb.data import load_split
     from dfnb.models.focus import study as fs
 
-    kw = dict(real="ffpp", root=p20["ffpp_root"], size=p20["size"], frames_per_video=p20["frames_per_video"],
-              seed=p20["seed"])
-    train, val = (load_split("ffpp-syn", s, n_videos=n, **kw)[1]
-                  for s, n in (("train", p20["n_videos"]), ("val", p20["n_eval_videos"])))
-    focus_kw = fs.focus_kwargs(p20["size"], backbone=p20["backbone"], stage=p20["stage"], depth=p20["vit_depth"],
-                               embed_dim=p20["embed_dim"], patch_size=p20["patch_size"])
-    seeds = [p20["seed"] + i for i in range(p20["n_seeds"])]
-    fit = dict(epochs=p20["epochs"], batch_size=p20["batch_size"], lr=p20["lr"], device=device, progress=False)
-    models = {k: fs.train_kind(k, train, val, seeds, focus_kw=focus_kw, **fit) for k in ("focus", "plain")}
+    _, _, models, seeds = _focus_models(p20, device)
     names = {"focus": "FoCus (fused CAR map)", "gradcam": "Grad-CAM, plain ViT", "ssim": "SSIM (pristine frame)",
              "diff": "pixel difference (pristine frame)"}
     out = {}
@@ -135,19 +128,10 @@ def prle_localizers(p10: Mapping[str, Any], faces: Mapping[str, Any], size: int,
     """Each zoo detector's Grad-CAM and PRLE's neighbouring and average fusion, from chapter 10's zoo (one
     zoo, trained or loaded from the chapter's seed as chapter 10 trains it), on ``faces`` (at chapter 10's
     size), resized to ``size``."""
-    from dfnb import data, experiments
     from dfnb.models import prle
     from dfnb.models.prle import study as ps
 
-    kw = dict(real="ffpp", root=p10["ffpp_root"], size=p10["size"], seed=p10["seed"],
-              frames_per_video=p10["frames_per_video"], progress=False)
-    train = data.load_split("ffpp-syn", "train", n_videos=p10["n_videos"], **kw)[1]
-    val = data.load_split("ffpp-syn", "val", n_videos=p10["n_eval_videos"], **kw)[1]
-    fit = dict(batch_size=p10["batch_size"], lr=p10["lr"], device=device, progress=False)
-    zoo = {n: experiments.train_seeded(n, train, val, seed=p10["seed"], epochs=p10["zoo_epochs"],
-                                       model_kwargs=ps.model_kwargs(n, p10["size"]), **fit).model
-           for n in p10["zoo"]}
-    layers = {n: ps.cam_layer(n, m, p10["cam_stride"]) for n, m in zoo.items()}
+    _, zoo, layers = _prle_zoo(p10, device)
     grid = p10["size"] // p10["cam_stride"]
     out = {}
     for split, ds in faces.items():
@@ -158,6 +142,111 @@ def prle_localizers(p10: Mapping[str, Any], faces: Mapping[str, Any], size: int,
         for name, maps in ps.map_arrays(store, fused).items():
             label = f"PRLE {name}" if name.startswith("fused") else f"Grad-CAM, {name} (PRLE zoo)"
             out.setdefault((label, p10["seed"]), {})[split] = resize(maps, size)
+    return out
+
+
+def _focus_models(p20: Mapping[str, Any], device: str):
+    """Chapter 20's splits (``plain``: train / val; ``src``: the same faces with their pristine frames) and its
+    FoCus and plain-ViT experiments, as chapter 20 makes them."""
+    from dfnb.data import load_split
+    from dfnb.models.focus import study as fs
+
+    kw = dict(real="ffpp", root=p20["ffpp_root"], size=p20["size"], frames_per_video=p20["frames_per_video"],
+              seed=p20["seed"])
+    n = {"train": p20["n_videos"], "val": p20["n_eval_videos"]}
+    plain = {s: load_split("ffpp-syn", s, n_videos=k, **kw)[1] for s, k in n.items()}
+    src = {s: load_split("ffpp-syn", s, n_videos=k, return_source=True, **kw)[1] for s, k in n.items()}
+    focus_kw = fs.focus_kwargs(p20["size"], backbone=p20["backbone"], stage=p20["stage"], depth=p20["vit_depth"],
+                               embed_dim=p20["embed_dim"], patch_size=p20["patch_size"])
+    seeds = [p20["seed"] + i for i in range(p20["n_seeds"])]
+    fit = dict(epochs=p20["epochs"], batch_size=p20["batch_size"], lr=p20["lr"], device=device, progress=False)
+    models = {k: fs.train_kind(k, plain["train"], plain["val"], seeds, focus_kw=focus_kw, **fit)
+              for k in ("focus", "plain")}
+    return plain, src, models, seeds
+
+
+def _prle_zoo(p10: Mapping[str, Any], device: str):
+    """Chapter 10's training split and zoo ``({name: model}, {name: CAM layer})``, as chapter 10 makes them."""
+    from dfnb import data, experiments
+    from dfnb.models.prle import study as ps
+
+    kw = dict(real="ffpp", root=p10["ffpp_root"], size=p10["size"], seed=p10["seed"],
+              frames_per_video=p10["frames_per_video"], progress=False)
+    train = data.load_split("ffpp-syn", "train", n_videos=p10["n_videos"], **kw)[1]
+    val = data.load_split("ffpp-syn", "val", n_videos=p10["n_eval_videos"], **kw)[1]
+    fit = dict(batch_size=p10["batch_size"], lr=p10["lr"], device=device, progress=False)
+    zoo = {n: experiments.train_seeded(n, train, val, seed=p10["seed"], epochs=p10["zoo_epochs"],
+                                       model_kwargs=ps.model_kwargs(n, p10["size"]), **fit).model
+           for n in p10["zoo"]}
+    return train, zoo, {n: ps.cam_layer(n, m, p10["cam_stride"]) for n, m in zoo.items()}
+
+
+def weak_targets(P: Mapping[str, Mapping[str, Any]], *, device: str = "cpu") -> dict:
+    """Weak training targets for DADF, made from image labels only, on DADF's training faces (chapter 31's
+    training split, item for item, rendered at each model's size): ``{name: {seed: (N, S, S) maps}}`` at
+    chapter 31's size ``S``.
+
+    - ``"FoCus (fused CAR map)"``: each of chapter 20's FoCus training seeds' fused CAR maps, as chapter 20
+      feeds its evaluator (real faces zero: their image label says so);
+    - ``"PRLE fused: neighbouring"``: PRLE's neighbouring fusion of chapter 10's zoo (one zoo: the same maps
+      for every DADF seed), real faces zeroed the same way.
+
+    With the default profiles these are the very maps chapters 20 and 10 compute on their own training
+    split (the same faces), so they load from the cache."""
+    from dfnb.data import load_split
+    from dfnb.models import prle
+    from dfnb.models.focus import study as fs
+
+    p31, p20, p10 = P["31_dadf"], P["20_focus"], P["10_prle"]
+
+    def train_at(size: int, **kw):
+        return load_split("ffpp-syn", "train", real="ffpp", root=p31["ffpp_root"], n_videos=p31["n_videos"],
+                          frames_per_video=p31["frames_per_video"], quality="hq", size=size, seed=p31["seed"], **kw)[1]
+
+    _, _, models, seeds = _focus_models(p20, device)
+    tr20 = train_at(p20["size"], return_source=True)  # chapter 20's map cache is keyed on this split
+    out = {"FoCus (fused CAR map)": {
+        s: resize(fs.maps_of("focus", {"train": tr20}, models, s, batch_size=p20["batch_size"],
+                             device=device)["train"], p31["size"]) for s in seeds}}
+    tr10 = train_at(p10["size"], progress=False)
+    _, zoo, layers = _prle_zoo(p10, device)
+    store = prle.zoo_maps(zoo, tr10, batch_size=32, device=device, progress=False, target_layers=layers)
+    fused = store.fuse("neighbouring", lam=p10["lam"], tau1=p10["tau1"], grid=p10["size"] // p10["cam_stride"],
+                       progress=False).all()
+    real = np.array([int(tr10[i]["label"]) == 0 for i in range(len(tr10))])
+    out["PRLE fused: neighbouring"] = {p31["seed"]: resize(np.where(real[:, None, None], 0.0, fused), p31["size"])}
+    return out
+
+
+def weak_dadf_localizers(p31: Mapping[str, Any], targets: Mapping[str, Mapping[int, np.ndarray]],
+                         faces: Mapping[str, Any], size: int, *, device: str = "cpu") -> dict:
+    """DADF trained like chapter 31's DADF (every training seed) but on each weak target of
+    :func:`weak_targets` instead of the exact masks (seed ``s`` uses that seed's maps, or the only ones);
+    its predicted masks on ``faces`` (at chapter 31's size), resized to ``size``.  Names: ``"DADF on
+    <target>"`` (image labels only)."""
+    from dfnb.data import load_split
+    from dfnb.data.targets import WithMaskTarget
+    from dfnb.experiments import train_seeded
+    from dfnb.models.dadf import study
+
+    sam_kw, _, _ = study.sam_kwargs(sam_checkpoint=p31["sam_checkpoint"], sam_type=p31["sam_type"],
+                                    micro_sam_path=p31["micro_sam_path"], profile=p31["profile"],
+                                    sam_img_size=p31["sam_img_size"])
+    train = load_split("ffpp-syn", "train", real="ffpp", root=p31["ffpp_root"], n_videos=p31["n_videos"],
+                       frames_per_video=p31["frames_per_video"], quality="hq", size=p31["size"], seed=p31["seed"],
+                       progress=False)[1]
+    model_kw = dict(sam_kw, noise_std=p31["noise_std"], noise_p=p31["noise_p"])
+    fit_kw = dict(epochs=p31["epochs"], batch_size=p31["batch_size"], lr=p31["lr"], device=device,
+                  restore_best=False)
+    out = {}
+    for name, by_seed in targets.items():
+        for s in range(p31["seed"], p31["seed"] + p31["n_seeds"]):
+            maps = by_seed[s] if s in by_seed else next(iter(by_seed.values()))
+            e = train_seeded("dadf", WithMaskTarget(train, maps, name), faces["val"], seed=s, model_kwargs=model_kw,
+                             **fit_kw)
+            out[f"DADF on {name}", s] = {k: resize(e.evaluate(d, batch_size=32, device=device,
+                                                              return_masks=True)["pred_masks"], size)
+                                         for k, d in faces.items()}
     return out
 
 
@@ -217,6 +306,11 @@ HYPOTHESES = [
     ("PRLE's neighbouring fusion beats its average fusion (pixel AUC)", "PRLE fused: average",
      "PRLE fused: neighbouring", "pixel AUC"),
     ("DADF beats the fine-tuned SAM (IoU)", "SAM (fine-tuned)", "DADF", "IoU"),
+    ("exact masks beat FoCus's maps as DADF's training target (IoU)", "DADF on FoCus (fused CAR map)", "DADF", "IoU"),
+    ("DADF trained on FoCus's maps localizes better than those maps (IoU)", "FoCus (fused CAR map)",
+     "DADF on FoCus (fused CAR map)", "IoU"),
+    ("exact masks beat PRLE's maps as DADF's training target (IoU)", "DADF on PRLE fused: neighbouring", "DADF",
+     "IoU"),
 ]
 
 
