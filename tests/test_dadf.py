@@ -893,7 +893,7 @@ def test_micro_sam_pretraining_is_cached(tmp_path):
         study.pretrained(2, 0, 64, stpes=2, cache=tmp_path)
 
 
-def test_sam_img_size_builds_vit_b_at_128_px_without_a_download(tmp_path):
+def test_sam_img_size_builds_vit_b_at_128_px_without_a_download(tmp_path, monkeypatch):
     import warnings
 
     from dfnb import create_model
@@ -909,6 +909,12 @@ def test_sam_img_size_builds_vit_b_at_128_px_without_a_download(tmp_path):
                                        profile="smoke", sam_img_size=128)
     assert kw == {"sam_checkpoint": "sam_vit_b.pth", "model_type": "vit_b", "img_size": 128}
     assert "at 128 px" in desc and steps is None
+    sam = tmp_path / "sub" / "micro_sam.pt"
+    sam.parent.mkdir()
+    torch.save({"meta": {"steps": 7}}, sam)
+    monkeypatch.chdir(tmp_path)  # where the kernel runs: an exported DADF records this path, relative
+    kw, desc, steps = study.sam_kwargs(sam_checkpoint=None, sam_type=None, micro_sam_path=str(sam), profile="smoke")
+    assert kw == {"micro_sam_path": "sub/micro_sam.pt"} and steps == 7
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "randomly initialised": no checkpoint here, by design
         m = create_model("dadf", model_type="vit_b", img_size=128)

@@ -188,7 +188,11 @@ def sam_kwargs(*, sam_checkpoint: str | None, sam_type: str | None, micro_sam_pa
                                 f"(`dfnb run 30_micro_sam --profile {profile}`), or pass micro_sam_path= / "
                                 "sam_checkpoint=")
     steps = torch.load(path, weights_only=True)["meta"].get("steps")
-    return dict(micro_sam_path=str(path)), f"micro-SAM from {rel_path(path)} ({steps} pretraining steps)", steps
+    # relative to where the kernel runs (the book's root): a checkpoint the chapter exports records this path
+    # (a hybrid micro-SAM is rebuilt from its file), so `dfnb predict` finds it in any checkout; the experiment
+    # key hashes the file's content, not its path
+    return (dict(micro_sam_path=os.path.relpath(path)), f"micro-SAM from {rel_path(path)} ({steps} pretraining steps)",
+            steps)
 
 
 def training_memory(model, batch_size: int, size: int | None = None, device: str = "cpu") -> dict[str, float]:
