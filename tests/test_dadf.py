@@ -1,6 +1,7 @@
 """DADF: SAM loading, Multiscale Adapter, RGA, losses, baselines, micro-SAM pretraining."""
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -661,7 +662,8 @@ def test_sam_kwargs_names_the_sam_and_refuses_a_missing_file(tmp_path):
     path = tmp_path / "micro.pt"
     save_micro_sam(build_sam("micro", 64), path, {"steps": 7})
     kw, desc, steps = sam_kwargs(sam_checkpoint=None, sam_type=None, micro_sam_path=str(path), profile="smoke")
-    assert kw == {"micro_sam_path": str(path)} and steps == 7 and desc.endswith("(7 pretraining steps)")
+    assert kw == {"micro_sam_path": os.path.relpath(path)} and steps == 7 and desc.endswith("(7 pretraining steps)")
+    assert os.path.samefile(kw["micro_sam_path"], path)  # relative to where the kernel runs
     kw, desc, steps = sam_kwargs(sam_checkpoint="sam.pth", sam_type="vit_b", micro_sam_path=None, profile="x")
     assert kw == {"sam_checkpoint": "sam.pth", "model_type": "vit_b"} and steps is None and "Meta" in desc
     with pytest.raises(FileNotFoundError, match="run chapter 30 first"):
