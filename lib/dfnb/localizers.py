@@ -77,31 +77,40 @@ def resize(maps, size: int) -> np.ndarray:
     return t[:, 0].clamp(0, 1).numpy()
 
 
-def dadf_localizers(p31: Mapping[str, Any], faces: Mapping[str, Any], size: int, *, device: str = "cpu") -> dict:
-    """DADF and chapter 31's SAM baselines, every training seed, trained (or loaded) exactly as chapter 31
-    trains them; their predicted masks on ``faces`` (at chapter 31's size), resized to ``size``."""
+def _dadf_setup(p31: Mapping[str, Any], device: str):
+    """Chapter 31's training split, model and fit keyword arguments and training seeds, as chapter 31 makes
+    them."""
     from dfnb.data import load_split
-    from dfnb.experiments import train_seeded
     from dfnb.models.dadf import study
 
     sam_kw, _, _ = study.sam_kwargs(sam_checkpoint=p31["sam_checkpoint"], sam_type=p31["sam_type"],
                                     micro_sam_path=p31["micro_sam_path"], profile=p31["profile"],
                                     sam_img_size=p31["sam_img_size"])
-    common = dict(size=p31["size"], seed=p31["seed"], progress=False)
-    _, train = load_split("ffpp-syn", "train", real="ffpp", root=p31["ffpp_root"], n_videos=p31["n_videos"],
-                          frames_per_video=p31["frames_per_video"], quality="hq", **common)
+    train = load_split("ffpp-syn", "train", real="ffpp", root=p31["ffpp_root"], n_videos=p31["n_videos"],
+                       frames_per_video=p31["frames_per_video"], quality="hq", size=p31["size"], seed=p31["seed"],
+                       progress=False)[1]
     model_kw = dict(sam_kw, noise_std=p31["noise_std"], noise_p=p31["noise_p"])
     fit_kw = dict(epochs=p31["epochs"], batch_size=p31["batch_size"], lr=p31["lr"], device=device,
                   restore_best=False)
+    return train, model_kw, fit_kw, range(p31["seed"], p31["seed"] + p31["n_seeds"])
+
+
+def _mask_maps(e, faces: Mapping[str, Any], size: int, device: str) -> dict:
+    """``{split: (N, size, size)}``: an experiment's predicted masks on each split of ``faces``."""
+    return {k: resize(e.evaluate(d, batch_size=32, device=device, return_masks=True)["pred_masks"], size)
+            for k, d in faces.items()}
+
+
+def dadf_localizers(p31: Mapping[str, Any], faces: Mapping[str, Any], size: int, *, device: str = "cpu") -> dict:
+    """DADF and chapter 31's SAM baselines, every training seed, trained (or loaded) exactly as chapter 31
+    trains them; their predicted masks on ``faces`` (at chapter 31's size), resized to ``size``."""
+    from dfnb.experiments import train_seeded
+
+    train, model_kw, fit_kw, seeds = _dadf_setup(p31, device)
     names = ["dadf"] + [b for b in p31["baselines"] if b != "dadf"]
-    out = {}
-    for n in names:
-        for s in range(p31["seed"], p31["seed"] + p31["n_seeds"]):
-            e = train_seeded(n, train, faces["val"], seed=s, model_kwargs=model_kw, **fit_kw)
-            out[_DADF_NAMES[n], s] = {k: resize(e.evaluate(d, batch_size=32, device=device,
-                                                           return_masks=True)["pred_masks"], size)
-                                      for k, d in faces.items()}
-    return out
+    return {(_DADF_NAMES[n], s): _mask_maps(train_seeded(n, train, faces["val"], seed=s, model_kwargs=model_kw,
+                                                         **fit_kw), faces, size, device)
+            for n in names for s in seeds}
 
 
 def focus_localizers(p20: Mapping[str, Any], faces_src: Mapping[str, Any], size: int, *,
@@ -112,7 +121,7 @@ def focus_localizers(p20: Mapping[str, Any], faces_src: Mapping[str, Any], size:
     to ``size``."""
     from dfnb.models.focus import study as fs
 
-    _, _, models, seeds = _focus_models(p20, device)
+    models, seeds = _focus_models(p20, device)
     names = {"focus": "FoCus (fused CAR map)", "gradcam": "Grad-CAM, plain ViT", "ssim": "SSIM (pristine frame)",
              "diff": "pixel difference (pristine frame)"}
     out = {}
@@ -131,7 +140,7 @@ def prle_localizers(p10: Mapping[str, Any], faces: Mapping[str, Any], size: int,
     from dfnb.models import prle
     from dfnb.models.prle import study as ps
 
-    _, zoo, layers = _prle_zoo(p10, device)
+    zoo, layers = _prle_zoo(p10, device)
     grid = p10["size"] // p10["cam_stride"]
     out = {}
     for split, ds in faces.items():
@@ -146,27 +155,24 @@ def prle_localizers(p10: Mapping[str, Any], faces: Mapping[str, Any], size: int,
 
 
 def _focus_models(p20: Mapping[str, Any], device: str):
-    """Chapter 20's splits (``plain``: train / val; ``src``: the same faces with their pristine frames) and its
-    FoCus and plain-ViT experiments, as chapter 20 makes them."""
+    """Chapter 20's FoCus and plain-ViT experiments ``{kind: {seed: Experiment}}`` and its training seeds, as
+    chapter 20 makes them."""
     from dfnb.data import load_split
     from dfnb.models.focus import study as fs
 
     kw = dict(real="ffpp", root=p20["ffpp_root"], size=p20["size"], frames_per_video=p20["frames_per_video"],
               seed=p20["seed"])
-    n = {"train": p20["n_videos"], "val": p20["n_eval_videos"]}
-    plain = {s: load_split("ffpp-syn", s, n_videos=k, **kw)[1] for s, k in n.items()}
-    src = {s: load_split("ffpp-syn", s, n_videos=k, return_source=True, **kw)[1] for s, k in n.items()}
+    train, val = (load_split("ffpp-syn", s, n_videos=k, **kw)[1]
+                  for s, k in (("train", p20["n_videos"]), ("val", p20["n_eval_videos"])))
     focus_kw = fs.focus_kwargs(p20["size"], backbone=p20["backbone"], stage=p20["stage"], depth=p20["vit_depth"],
                                embed_dim=p20["embed_dim"], patch_size=p20["patch_size"])
     seeds = [p20["seed"] + i for i in range(p20["n_seeds"])]
     fit = dict(epochs=p20["epochs"], batch_size=p20["batch_size"], lr=p20["lr"], device=device, progress=False)
-    models = {k: fs.train_kind(k, plain["train"], plain["val"], seeds, focus_kw=focus_kw, **fit)
-              for k in ("focus", "plain")}
-    return plain, src, models, seeds
+    return {k: fs.train_kind(k, train, val, seeds, focus_kw=focus_kw, **fit) for k in ("focus", "plain")}, seeds
 
 
 def _prle_zoo(p10: Mapping[str, Any], device: str):
-    """Chapter 10's training split and zoo ``({name: model}, {name: CAM layer})``, as chapter 10 makes them."""
+    """Chapter 10's zoo ``({name: model}, {name: CAM layer})``, as chapter 10 makes it."""
     from dfnb import data, experiments
     from dfnb.models.prle import study as ps
 
@@ -178,7 +184,7 @@ def _prle_zoo(p10: Mapping[str, Any], device: str):
     zoo = {n: experiments.train_seeded(n, train, val, seed=p10["seed"], epochs=p10["zoo_epochs"],
                                        model_kwargs=ps.model_kwargs(n, p10["size"]), **fit).model
            for n in p10["zoo"]}
-    return train, zoo, {n: ps.cam_layer(n, m, p10["cam_stride"]) for n, m in zoo.items()}
+    return zoo, {n: ps.cam_layer(n, m, p10["cam_stride"]) for n, m in zoo.items()}
 
 
 def weak_targets(P: Mapping[str, Mapping[str, Any]], *, device: str = "cpu") -> dict:
@@ -203,13 +209,13 @@ def weak_targets(P: Mapping[str, Mapping[str, Any]], *, device: str = "cpu") -> 
         return load_split("ffpp-syn", "train", real="ffpp", root=p31["ffpp_root"], n_videos=p31["n_videos"],
                           frames_per_video=p31["frames_per_video"], quality="hq", size=size, seed=p31["seed"], **kw)[1]
 
-    _, _, models, seeds = _focus_models(p20, device)
+    models, seeds = _focus_models(p20, device)
     tr20 = train_at(p20["size"], return_source=True)  # chapter 20's map cache is keyed on this split
     out = {"FoCus (fused CAR map)": {
         s: resize(fs.maps_of("focus", {"train": tr20}, models, s, batch_size=p20["batch_size"],
                              device=device)["train"], p31["size"]) for s in seeds}}
     tr10 = train_at(p10["size"], progress=False)
-    _, zoo, layers = _prle_zoo(p10, device)
+    zoo, layers = _prle_zoo(p10, device)
     store = prle.zoo_maps(zoo, tr10, batch_size=32, device=device, progress=False, target_layers=layers)
     fused = store.fuse("neighbouring", lam=p10["lam"], tau1=p10["tau1"], grid=p10["size"] // p10["cam_stride"],
                        progress=False).all()
@@ -224,29 +230,17 @@ def weak_dadf_localizers(p31: Mapping[str, Any], targets: Mapping[str, Mapping[i
     :func:`weak_targets` instead of the exact masks (seed ``s`` uses that seed's maps, or the only ones);
     its predicted masks on ``faces`` (at chapter 31's size), resized to ``size``.  Names: ``"DADF on
     <target>"`` (image labels only)."""
-    from dfnb.data import load_split
     from dfnb.data.targets import WithMaskTarget
     from dfnb.experiments import train_seeded
-    from dfnb.models.dadf import study
 
-    sam_kw, _, _ = study.sam_kwargs(sam_checkpoint=p31["sam_checkpoint"], sam_type=p31["sam_type"],
-                                    micro_sam_path=p31["micro_sam_path"], profile=p31["profile"],
-                                    sam_img_size=p31["sam_img_size"])
-    train = load_split("ffpp-syn", "train", real="ffpp", root=p31["ffpp_root"], n_videos=p31["n_videos"],
-                       frames_per_video=p31["frames_per_video"], quality="hq", size=p31["size"], seed=p31["seed"],
-                       progress=False)[1]
-    model_kw = dict(sam_kw, noise_std=p31["noise_std"], noise_p=p31["noise_p"])
-    fit_kw = dict(epochs=p31["epochs"], batch_size=p31["batch_size"], lr=p31["lr"], device=device,
-                  restore_best=False)
+    train, model_kw, fit_kw, seeds = _dadf_setup(p31, device)
     out = {}
     for name, by_seed in targets.items():
-        for s in range(p31["seed"], p31["seed"] + p31["n_seeds"]):
+        for s in seeds:
             maps = by_seed[s] if s in by_seed else next(iter(by_seed.values()))
             e = train_seeded("dadf", WithMaskTarget(train, maps, name), faces["val"], seed=s, model_kwargs=model_kw,
                              **fit_kw)
-            out[f"DADF on {name}", s] = {k: resize(e.evaluate(d, batch_size=32, device=device,
-                                                              return_masks=True)["pred_masks"], size)
-                                         for k, d in faces.items()}
+            out[f"DADF on {name}", s] = _mask_maps(e, faces, size, device)
     return out
 
 
@@ -269,8 +263,9 @@ def score(maps: Mapping[tuple[str, int], Mapping[str, np.ndarray]], faces: Mappi
 
     truth = {}
     for k, d in faces.items():
-        truth[k] = (np.stack([d[i]["mask"][0].numpy() for i in range(len(d))]).astype(np.float32),
-                    np.array([int(d[i]["label"]) for i in range(len(d))]))
+        items = [d[i] for i in range(len(d))]
+        truth[k] = (np.stack([it["mask"][0].numpy() for it in items]).astype(np.float32),
+                    np.array([int(it["label"]) for it in items]))
     rows = []
     for (name, seed), m in maps.items():
         for k, (gt, _) in truth.items():
@@ -369,14 +364,13 @@ def viewer_inputs(faces: Mapping[str, Any], maps: Mapping[tuple[str, int], Mappi
                   names, seed: int, n: int = 8):
     """``(images, masks, probs, captions)`` for :func:`dfnb.viz.mask_viewer`: the first ``n - 1`` fake test
     faces and the first real one, each localizer of ``names`` at ``seed`` (its only seed when it has one)."""
-    test = faces["test"]
-    methods = [test[i]["method"] if "method" in test[i] else str(int(test[i]["label"])) for i in range(len(test))]
-    idx = [i for i, m in enumerate(methods) if int(test[i]["label"]) == 1][: max(1, n - 1)]
-    idx += [i for i in range(len(test)) if int(test[i]["label"]) == 0][:1]
-    images = np.stack([test[i]["image"].permute(1, 2, 0).numpy() for i in idx])
-    masks = np.stack([test[i]["mask"][0].numpy() for i in idx])
+    items = [faces["test"][i] for i in range(len(faces["test"]))]
+    labels = [int(it["label"]) for it in items]
+    idx = [i for i, y in enumerate(labels) if y == 1][: max(1, n - 1)] + [i for i, y in enumerate(labels) if y == 0][:1]
+    images = np.stack([items[i]["image"].permute(1, 2, 0).numpy() for i in idx])
+    masks = np.stack([items[i]["mask"][0].numpy() for i in idx])
     probs = {}
     for name in names:
         key = (name, seed) if (name, seed) in maps else next(k for k in maps if k[0] == name)
         probs[name] = maps[key]["test"][idx]
-    return images, masks, probs, [f"{methods[i]}" for i in idx]
+    return images, masks, probs, [str(items[i].get("method", labels[i])) for i in idx]
