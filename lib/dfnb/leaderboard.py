@@ -87,7 +87,7 @@ def leaderboard(per_seed, supervision: Mapping[str, str], rank_by: str = "pixel 
     """
     import pandas as pd
 
-    from dfnb.stats import t_interval
+    from dfnb.report import mean_ci_table
 
     if rank_by not in SCORE_COLUMNS:
         raise ValueError(f"rank_by must be one of {list(SCORE_COLUMNS)}, got {rank_by!r}")
@@ -97,23 +97,15 @@ def leaderboard(per_seed, supervision: Mapping[str, str], rank_by: str = "pixel 
     bad = {k: v for k, v in supervision.items() if v not in SUPERVISION}
     if bad:
         raise ValueError(f"leaderboard: supervision must be one of {list(SUPERVISION)}, got {bad}")
-    rows, order = [], []
-    for name, df in per_seed.groupby("localizer", sort=False):
-        row = {"localizer": name}
-        for col in SCORE_COLUMNS:
-            v = df[col].to_numpy(float)
-            v = v[np.isfinite(v)]
-            if not v.size:
-                row[col] = "-"
-                continue
-            iv = t_interval(v, level) if v.size > 1 else None
-            row[col] = f"{v.mean():.2f}" if iv is None else f"{iv.mean:.2f} [{iv.low:.2f}, {iv.high:.2f}]"
-        row["seeds"] = int(df["seed"].nunique())
-        row["needs"] = SUPERVISION[supervision[name]]
-        rows.append(row)
-        m = float(np.nanmean(df[rank_by].to_numpy(float))) if np.isfinite(df[rank_by].to_numpy(float)).any() else np.nan
-        order.append(-m if SCORE_COLUMNS[rank_by] else m)
-    idx = sorted(range(len(rows)), key=lambda i: (np.isnan(order[i]), order[i]))
-    out = pd.DataFrame([rows[i] for i in idx]).set_index("localizer")
+    groups = per_seed.groupby("localizer", sort=False)
+    out = pd.DataFrame(index=pd.Index(list(dict.fromkeys(per_seed["localizer"])), name="localizer"))
+    for col in SCORE_COLUMNS:  # each column over the seeds where it is defined ("-": none)
+        kept = per_seed[np.isfinite(per_seed[col].to_numpy(float))]
+        out[col] = mean_ci_table(kept, "localizer", [col], level)[col] if len(kept) else "-"
+    out = out.fillna("-")
+    out["seeds"] = groups["seed"].nunique().astype(int)
+    out["needs"] = [SUPERVISION[supervision[n]] for n in out.index]
+    rank = groups[rank_by].mean()  # NaN-skipping; a localizer with none ranks last
+    out = out.loc[(-rank if SCORE_COLUMNS[rank_by] else rank).sort_values(na_position="last", kind="stable").index]
     out.insert(0, "rank", range(1, len(out) + 1))
     return out

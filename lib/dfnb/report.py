@@ -1,6 +1,7 @@
 """What a chapter shows of its results: figures with intervals and sentences from small templates.
 
 - :func:`bar_chart_with_ci`  horizontal bars of means with 95 % interval whiskers (and a reference line)
+- :func:`mean_ci_table`      ``mean [low, high]`` strings per group and metric, over seeds
 - :func:`claims_markdown`    a one-line verdict summary of a claims table, e.g. "2 reproduced, 1 inconclusive"
 - :func:`verdict_sentences`  the claims table in words, grouped by verdict
 - :func:`equation_table`     a chapter's equation -> function -> test table (``dfnb.papers.equations``)
@@ -15,7 +16,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["slug", "bar_chart_with_ci", "claims_markdown", "verdict_sentences", "equation_table", "seed_summary", "beside_paper", "roc_figure",
+__all__ = ["slug", "bar_chart_with_ci", "claims_markdown", "verdict_sentences", "equation_table", "seed_summary", "mean_ci_table", "beside_paper", "roc_figure",
            "training_curves"]
 
 
@@ -145,6 +146,17 @@ def seed_summary(per_seed, by: str | Sequence[str], value: str, level: float = 0
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.names = [by] if isinstance(by, str) else list(by)
     return out
+
+
+def mean_ci_table(per_seed, by: str, columns: Sequence[str], level: float = 0.95):
+    """``mean [low, high]`` strings (points, 2 decimals) per ``by`` group for each of ``columns``: the mean
+    over training seeds with its t-interval at ``level`` (:func:`seed_summary`; no interval for one seed)."""
+    import pandas as pd
+
+    def cell(r) -> str:
+        return f"{r['mean']:.2f}" if r["n_seeds"] < 2 else f"{r['mean']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
+
+    return pd.DataFrame({c: seed_summary(per_seed, by, c, level).apply(cell, axis=1) for c in columns})
 
 
 def beside_paper(ours, paper, *, dataset: str, paper_dataset: str, digits: int = 2):

@@ -58,19 +58,12 @@ def summary_table(per_seed, metrics: Sequence[str] = ("PBCA", "IINC", "ACC", "AU
     """``mean [low, high]`` (95 % t-interval over seeds, :func:`dfnb.report.seed_summary`) of each metric per
     model of a :func:`seed_scores` table, and the number of seeds; rows in the table's order, named by
     ``labels`` (default: the model keys)."""
-    import pandas as pd
+    from dfnb.report import mean_ci_table, seed_summary
 
-    from dfnb.report import seed_summary
-
-    cols, n = {}, None
-    for m in metrics:
-        s = seed_summary(per_seed, "model", m)
-        cols[m] = [f"{r['mean']:.2f}" if not np.isfinite(r["low"]) else f"{r['mean']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
-                   for _, r in s.iterrows()]
-        n = s["n_seeds"].astype(int).to_numpy()
-        index = [(labels or {}).get(k, k) for k in s.index]
-    out = pd.DataFrame(cols, index=pd.Index(index, name="model"))
-    out["seeds"] = n
+    out = mean_ci_table(per_seed, "model", metrics)
+    out["seeds"] = seed_summary(per_seed, "model", metrics[0])["n_seeds"].astype(int)
+    out.index = [(labels or {}).get(k, k) for k in out.index]
+    out.index.name = "model"
     return out
 
 

@@ -25,6 +25,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from dfnb.report import mean_ci_table  # noqa: F401  (chapter 20 calls it as fs.mean_ci_table)
+
 from . import protocol
 
 #: each kind's changes to the FoCus configuration
@@ -184,19 +186,6 @@ def detector_per_seed(models: Mapping, test_sets: Mapping, in_domain: str, *, de
             row["cross-domain mean"] = 100 * _cross_mean(aucs, in_domain)
             rows.append(row)
     return pd.DataFrame(rows)
-
-
-def mean_ci_table(per_seed, by: str, columns: Sequence[str]):
-    """``mean [low, high]`` strings (points, 2 decimals) per ``by`` group for each of ``columns``: the mean
-    over training seeds with its 95 % t-interval (``dfnb.report.seed_summary``; no interval for one seed)."""
-    import pandas as pd
-
-    from dfnb.report import seed_summary
-
-    def cell(r) -> str:
-        return f"{r['mean']:.2f}" if r["n_seeds"] < 2 else f"{r['mean']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
-
-    return pd.DataFrame({c: seed_summary(per_seed, by, c).apply(cell, axis=1) for c in columns})
 
 
 def direct_per_seed(maps_by_seed: Mapping, gt, labels):
