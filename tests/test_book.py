@@ -13,6 +13,7 @@ import json
 import re
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import cv2
@@ -96,8 +97,19 @@ def test_every_page_loads_offline_with_a_clean_console(server, html_dir, browser
         page.goto(f"{server}/{p.relative_to(html_dir).as_posix()}", wait_until="networkidle")
         page.wait_for_timeout(300)  # widget rendering and MathJax finish after networkidle
     assert not log["errors"], "console errors:\n" + "\n".join(log["errors"])
-    assert not log["failed"], f"failed requests: {log['failed']}"
+    # The browser cancels a request still in flight when the next page is opened (net::ERR_ABORTED, seen
+    # for the favicon); such a request only fails the test if the server cannot answer it either.
+    failed = [f for f in log["failed"] if not (f.endswith("net::ERR_ABORTED") and _serves(f.split()[0]))]
+    assert not failed, f"failed requests: {failed}"
     assert not log["external"], f"requests left localhost: {log['external']}"
+
+
+def _serves(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status == 200
+    except OSError:
+        return False
 
 
 def _levels(uri):
