@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from dfnb.models.dadf import claims as C
+from dfnb.models.dadf import study
 
 
 def _report(probs, labels, masks_pred, masks_true):
@@ -92,6 +93,14 @@ def test_skipped_parts_name_their_switch():
     assert set(off) == {"ablation", "fmld", "lq"}
     assert "-p ablations=True" in off["ablation"] and "-p fmld=True" in off["fmld"]
     assert off["lq"] == "no LQ test set (no c40 folder)"
+    assert C.VARIANTS == tuple(k for t, rows in study.ABLATIONS.items() for k in rows if k not in ("sam", "dadf"))
+    part = C.skipped(ablations=True, fmld=True, cross=True, lq=True, ablation_variants=["adapter_only", "rec_all"])
+    assert set(part) == {"ablation:rga_only", "ablation:B", "ablation:C", "ablation:D", "ablation:rec_fake"}
+    abl = _frame({"dadf": [80.0, 81.0], "sam": [70.0, 71.0], "adapter_only": [75.0, 76.0], "rec_all": [79.0, 80.0]})
+    rows = {r["claim"]: r for r in C.claims({"ablation": abl}, {}, skipped=part)}
+    b = next(r for c, r in rows.items() if c.startswith("the Multiscale Adapter beats variant B"))
+    assert "variant B left out of ablation_variants" in b["claim"] and b["n_seeds"] == 0
+    assert rows["L_rec on real faces beats L_rec on all faces (PBCA)"]["n_seeds"] == 2  # judged
 
 
 def test_noise_sweep_table_and_choice():
@@ -113,6 +122,10 @@ def test_deviations_state_this_runs_settings():
     assert "-p ablations=True" in d.loc["ablations (Tables 4-6)", "reason"]
     assert "ablations (Tables 4-6)" not in C.deviations(lr=5e-4, batch_size=16, epochs=6, noise_std=0.03, noise_p=1.0,
                                                         n_train=2000, sam="m", trainable_share=1.0).index
+    some = C.deviations(lr=5e-4, batch_size=16, epochs=6, noise_std=0.03, noise_p=1.0, n_train=2000, sam="m",
+                        trainable_share=1.0, ablation_variants=["adapter_only", "rga_only", "rec_fake", "rec_all"])
+    assert some.loc["ablation variants", "this run"] == "B, C, D not trained in this run"
+    assert some.loc["ablation variants", "reason"].startswith("9 more trainings, about 3 CPU-hours")
     assert d.loc["optimiser, learning rate", "this run"] == "AdamW, 0.0005"
     assert "std 0.03 on every" in d.loc["RGA noise", "this run"]
     assert "1e-06" in d.loc["RGA noise", "paper"] or "1e-6" in d.loc["RGA noise", "paper"]

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["BARS", "CLAIMS", "ablation_per_seed", "choose_noise", "claims", "competence", "competence_sentence", "cross_per_seed", "deviations", "noise_sweep", "noise_sweep_table",
+__all__ = ["BARS", "CLAIMS", "VARIANTS", "ablation_per_seed", "choose_noise", "claims", "competence", "competence_sentence", "cross_per_seed", "deviations", "left_out", "noise_sweep", "noise_sweep_table",
            "seed_scores", "skipped", "summary_table"]
 
 SCORE_COLUMNS = ("PBCA", "IINC", "ACC", "AUC", "EER", "IoU", "marked real", "marked fake")
@@ -186,7 +186,8 @@ def claims(frames: Mapping[str, Any], datasets: Mapping[str, str], skipped: Mapp
         b = df[df.model == var].set_index("seed")[metric]
         seeds = sorted(set(a.index) & set(b.index))
         if absent or not seeds:
-            why = f"{', '.join(absent)} not trained in this run" if absent else "no seed trained both models"
+            why = next((skipped[f"{frame}:{m}"] for m in absent if f"{frame}:{m}" in (skipped or {})),
+                       f"{', '.join(absent)} not trained in this run" if absent else "no seed trained both models")
             rows.append(not_run_row(claim, table, why))
             continue
         ra, rb = a.loc[seeds].to_numpy(float), b.loc[seeds].to_numpy(float)
@@ -232,14 +233,29 @@ def competence_sentence(comp, dataset: str) -> str:
     return f"DADF on {dataset}, mean over {n} training seed{'s' * (n != 1)}: " + "; ".join(parts) + f"; {tail}."
 
 
-def skipped(*, ablations: bool, fmld: bool, cross: bool, lq: bool, no_lq: str | None = None) -> dict[str, str]:
-    """``{frame: why}`` for the parts of the chapter this run's parameters switched off (the claims they
-    would have judged get *not run* rows in :func:`claims`)."""
+#: every ablation variant of :data:`dfnb.models.dadf.study.ABLATIONS` (the reference rows excepted), in order
+VARIANTS = ("adapter_only", "rga_only", "B", "C", "D", "rec_fake", "rec_all")
+
+
+def left_out(ablation_variants: Sequence[str]) -> list[str]:
+    """The :data:`VARIANTS` not in ``ablation_variants``, in order."""
+    return [k for k in VARIANTS if k not in ablation_variants]
+
+
+def skipped(*, ablations: bool, fmld: bool, cross: bool, lq: bool, no_lq: str | None = None,
+            ablation_variants: Sequence[str] = VARIANTS) -> dict[str, str]:
+    """``{frame: why}`` for the parts of the chapter this run's parameters switched off, and
+    ``{"ablation:<variant>": why}`` for each ablation variant left out of ``ablation_variants`` (the
+    claims they would have judged get *not run* rows in :func:`claims`)."""
     off = "off in this run (CPU time); switch it on with -p {}=True"
     out = {}
     if not ablations:
         out["ablation"] = ("off in this run: 21 more trainings, about 6 CPU-hours at the default size; "
                            "switch them on with -p ablations=True")
+    else:
+        for v in left_out(ablation_variants):
+            out[f"ablation:{v}"] = (f"variant {v} left out of ablation_variants in this run (3 more trainings, "
+                                    f"about 1 CPU-hour at the default size); add it with -p ablation_variants=[...]")
     if not fmld:
         out["fmld"] = off.format("fmld")
     if not cross:
@@ -277,7 +293,7 @@ def choose_noise(table, metric: str = "PBCA") -> float:
 
 def deviations(*, lr: float, batch_size: int, epochs: int, noise_std: float, noise_p: float, n_train: int,
                sam: str, trainable_share: float, balance: bool = True, selection: str = "last epoch (fixed budget)",
-               ablations: bool = True):
+               ablations: bool = True, ablation_variants: Sequence[str] = VARIANTS):
     """The deviations table: ``aspect, paper, this run, reason`` for every protocol difference.
 
     trainable_share: this run's DADF's trainable parameters in % of all of them."""
@@ -316,4 +332,9 @@ def deviations(*, lr: float, batch_size: int, epochs: int, noise_std: float, noi
     if not ablations:
         rows.append(("ablations (Tables 4-6)", "trained", "not trained in this run",
                      "21 more trainings, about 6 CPU-hours on a 2-core CPU; -p ablations=True runs them"))
+    elif left_out(ablation_variants):
+        out = left_out(ablation_variants)
+        rows.append(("ablation variants", "all of Tables 4-6", f"{', '.join(out)} not trained in this run",
+                     f"{3 * len(out)} more trainings, about {len(out)} CPU-hour{'s' * (len(out) > 1)} on a 2-core "
+                     "CPU; -p ablation_variants=[...] adds them"))
     return pd.DataFrame(rows, columns=["aspect", "paper", "this run", "reason"]).set_index("aspect")
