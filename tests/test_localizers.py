@@ -71,3 +71,57 @@ def test_hypotheses_pair_seeds_repeat_fixed_localizers_and_say_what_did_not_run(
     sam = next(r for r in L.hypotheses(per, "d") if r["claim"].startswith("DADF beats the fine-tuned SAM"))
     assert sam["claim"].endswith("(not run: SAM (fine-tuned) not in this run)") and sam["n_seeds"] == 0
     assert all(np.isnan(r["paper_effect"]) for r in rows.values())
+
+
+class _Exp:
+    def __init__(self, aucs):
+        self.aucs, self.calls = aucs, []
+
+    def evaluate(self, ds, *, batch_size, device):
+        self.calls.append(ds)
+        return {"detection": {"frame_auc": self.aucs[ds]}}
+
+
+def test_detection_reads_every_set_and_averages_the_cross_domain_ones():
+    sets = {"ffpp-syn HQ": "in", "celebdf-syn": "a", "dfdc-syn": "b"}
+    exps = {("DADF", 0): _Exp({"in": 0.9, "a": 0.6, "b": 0.7}), ("DADF", 1): _Exp({"in": 0.8, "a": 0.5, "b": 0.9})}
+    det = L.detection(exps, sets)
+    assert list(det.columns) == ["localizer", "seed", *sets, "in-domain AUC", "cross-domain AUC"]
+    assert det["in-domain AUC"].tolist() == pytest.approx([90.0, 80.0])
+    assert det["cross-domain AUC"].tolist() == pytest.approx([65.0, 70.0])
+    assert exps["DADF", 0].calls == ["in", "a", "b"]
+
+
+def test_detection_hypotheses_are_judged_on_the_detection_table():
+    per = _per({"DADF": [70.0, 72.0, 74.0], "DADF + PRLE masking": [69.0, 72.0, 75.0]})
+    det = pd.DataFrame({"localizer": ["DADF"] * 3 + ["DADF + PRLE masking"] * 3, "seed": [0, 1, 2] * 2,
+                        "in-domain AUC": [95.0, 96.0, 97.0, 95.5, 96.5, 97.5],
+                        "cross-domain AUC": [60.0, 62.0, 64.0, 66.0, 67.0, 69.0]})
+    rows = {r["claim"].split(" (not run")[0]: r for r in L.hypotheses(per, "ffpp-syn HQ test", det, ["in", "a", "b"])}
+    cross = rows["PRLE's masking improves DADF's cross-domain AUC"]
+    assert cross["our_effect"] == pytest.approx(16 / 3) and cross["verdict"] == "reproduced"
+    assert cross["dataset"] == "a, b"
+    ind = rows["PRLE's masking improves DADF's in-domain AUC"]
+    assert ind["our_effect"] == pytest.approx(0.5) and ind["n_seeds"] == 3 and ind["dataset"] == "in"
+    loc = rows["PRLE's masking improves DADF's localization (IoU)"]
+    assert loc["our_effect"] == pytest.approx(0.0) and loc["dataset"] == "ffpp-syn HQ test"
+    no_det = {r["claim"] for r in L.hypotheses(per, "d")}
+    assert "PRLE's masking improves DADF's cross-domain AUC (not run: DADF, DADF + PRLE masking not in this run)" \
+        in no_det
+
+
+def test_weak_targets_refuse_an_unknown_name():
+    with pytest.raises(ValueError, match="unknown weak targets"):
+        L.weak_targets({}, ["edges"])
+
+
+def test_prle_maps_of_a_split_look_up_the_same_faces_at_another_size():
+    from dfnb.data import load_split
+    from dfnb.models.prle.static import FusedMaps, sample_key
+
+    kw = dict(real="ffpp", root=None, n_videos=2, frames_per_video=1, seed=0, progress=False)
+    small, big = (load_split("ffpp-syn", "train", size=n, **kw)[1] for n in (32, 48))
+    keys = [sample_key(small[i]) for i in range(len(small))]
+    fused = FusedMaps(np.arange(len(keys))[:, None, None] * np.ones((1, 4, 4), np.float32), keys)
+    batch = {k: [big[i][k] for i in range(len(big))] for k in ("dataset", "method", "video_id", "frame")}
+    assert fused.maps_for(batch)[:, 0, 0].tolist() == list(range(len(big)))  # item i of both: the same face

@@ -6,15 +6,19 @@ calls with *that chapter's* parameters for the profile (read from its notebook a
 ``ffpp-syn`` HQ validation and test faces (:func:`common_faces`), rendered at each model's own input size
 (the same faces: one data seed, one identity list) and every map resized to one scoring size.
 
-- :func:`dadf_localizers`   DADF and the SAM baselines (pixel labels), every training seed
+- :func:`dadf_experiments`  DADF and the SAM baselines (pixel labels), every training seed; their maps by
+  :func:`mask_maps`
 - :func:`focus_localizers`  FoCus's fused CAR map and a plain ViT's Grad-CAM (image labels), every seed;
   SSIM and pixel difference against the pristine frame (oracles)
 - :func:`prle_localizers`   each zoo detector's Grad-CAM and PRLE's average and neighbouring fusion (image
   labels; one zoo, trained from the chapter's seed)
 - :func:`prior_localizers`  the face hull and the all-zero mask (nothing)
 - :func:`score`             the long per-seed table for :func:`dfnb.leaderboard.leaderboard`
-- :func:`weak_targets`      FoCus's and PRLE's fused maps on DADF's training faces (image labels only)
-- :func:`weak_dadf_localizers`  DADF trained on those maps instead of the exact masks, every seed
+- :func:`weak_targets`      FoCus's and PRLE's fused maps and the face hull on DADF's training faces (no pixel
+  labels)
+- :func:`weak_dadf_experiments`  DADF trained on those maps instead of the exact masks, every seed
+- :func:`prle_dadf_experiments`  DADF trained with PRLE's masking as augmentation, every seed
+- :func:`detection`         frame AUC of DADF-like experiments in-domain and on :func:`detection_sets`
 - :func:`hypotheses`        the chapter's own questions as claims-table rows, paired over seeds
 - :func:`supervision`       what each localizer needs, for the leaderboard's column
 - :func:`figure`            one metric of every localizer as bars with intervals, coloured by supervision
@@ -28,11 +32,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["HYPOTHESES", "SUPERVISION", "chapter_params", "common_faces", "dadf_localizers", "figure", "focus_localizers",
-           "hypotheses", "prior_localizers", "prle_localizers", "resize", "score", "supervision", "viewer_inputs", "weak_dadf_localizers", "weak_targets"]
+__all__ = ["CROSS_SETS", "DETECTION_METRICS", "HYPOTHESES", "SUPERVISION", "WEAK_TARGETS", "chapter_params",
+           "common_faces", "dadf_experiments", "detection", "detection_sets", "figure", "focus_localizers",
+           "hypotheses", "mask_maps", "prior_localizers", "prle_dadf_experiments", "prle_localizers", "resize",
+           "score", "supervision", "viewer_inputs", "weak_dadf_experiments", "weak_targets"]
 
 #: the supervision each localizer needs (keys of :data:`dfnb.leaderboard.SUPERVISION`)
-SUPERVISION = {"DADF": "pixel", "DADF on FoCus (fused CAR map)": "image", "DADF on PRLE fused: neighbouring": "image", "SAM (fine-tuned)": "pixel", "SAM+LoRA": "pixel", "SAM+Prompt": "pixel",
+SUPERVISION = {"DADF": "pixel", "DADF + PRLE masking": "pixel", "DADF on FoCus (fused CAR map)": "image",
+               "DADF on PRLE fused: neighbouring": "image", "DADF on face hull": "image",
+               "SAM (fine-tuned)": "pixel", "SAM+LoRA": "pixel", "SAM+Prompt": "pixel",
                "FoCus (fused CAR map)": "image", "Grad-CAM, plain ViT": "image",
                "PRLE fused: neighbouring": "image", "PRLE fused: average": "image",
                "SSIM (pristine frame)": "pair", "pixel difference (pristine frame)": "pair",
@@ -101,15 +109,21 @@ def _mask_maps(e, faces: Mapping[str, Any], size: int, device: str) -> dict:
             for k, d in faces.items()}
 
 
-def dadf_localizers(p31: Mapping[str, Any], faces: Mapping[str, Any], size: int, *, device: str = "cpu") -> dict:
-    """DADF and chapter 31's SAM baselines, every training seed, trained (or loaded) exactly as chapter 31
-    trains them; their predicted masks on ``faces`` (at chapter 31's size), resized to ``size``."""
+def mask_maps(exps: Mapping[tuple[str, int], Any], faces: Mapping[str, Any], size: int, *,
+              device: str = "cpu") -> dict:
+    """Maps (module docstring) of mask-predicting experiments ``{(name, seed): Experiment}``: their
+    predicted masks on each split of ``faces`` (at the models' size), resized to ``size``."""
+    return {k: _mask_maps(e, faces, size, device) for k, e in exps.items()}
+
+
+def dadf_experiments(p31: Mapping[str, Any], val, *, device: str = "cpu") -> dict:
+    """``{(name, seed): Experiment}``: DADF and chapter 31's SAM baselines, every training seed, trained (or
+    loaded) exactly as chapter 31 trains them (``val``: the validation faces at chapter 31's size)."""
     from dfnb.experiments import train_seeded
 
     train, model_kw, fit_kw, seeds = _dadf_setup(p31, device)
     names = ["dadf"] + [b for b in p31["baselines"] if b != "dadf"]
-    return {(_DADF_NAMES[n], s): _mask_maps(train_seeded(n, train, faces["val"], seed=s, model_kwargs=model_kw,
-                                                         **fit_kw), faces, size, device)
+    return {(_DADF_NAMES[n], s): train_seeded(n, train, val, seed=s, model_kwargs=model_kw, **fit_kw)
             for n in names for s in seeds}
 
 
@@ -187,49 +201,79 @@ def _prle_zoo(p10: Mapping[str, Any], device: str):
     return zoo, {n: ps.cam_layer(n, m, p10["cam_stride"]) for n, m in zoo.items()}
 
 
-def weak_targets(P: Mapping[str, Mapping[str, Any]], *, device: str = "cpu") -> dict:
-    """Weak training targets for DADF, made from image labels only, on DADF's training faces (chapter 31's
-    training split, item for item, rendered at each model's size): ``{name: {seed: (N, S, S) maps}}`` at
-    chapter 31's size ``S``.
-
-    - ``"FoCus (fused CAR map)"``: each of chapter 20's FoCus training seeds' fused CAR maps, as chapter 20
-      feeds its evaluator (real faces zero: their image label says so);
-    - ``"PRLE fused: neighbouring"``: PRLE's neighbouring fusion of chapter 10's zoo (one zoo: the same maps
-      for every DADF seed), real faces zeroed the same way.
-
-    With the default profiles these are the very maps chapters 20 and 10 compute on their own training
-    split (the same faces), so they load from the cache."""
-    from dfnb.data import load_split
+def _prle_fused(P: Mapping[str, Mapping[str, Any]], device: str):
+    """PRLE's neighbouring fusion of chapter 10's zoo on DADF's training faces (chapter 31's training split,
+    rendered at chapter 10's size): a :class:`~dfnb.models.prle.static.FusedMaps` looked up by sample key
+    (the same faces at any size), and the split it was computed on."""
     from dfnb.models import prle
-    from dfnb.models.focus import study as fs
 
-    p31, p20, p10 = P["31_dadf"], P["20_focus"], P["10_prle"]
-
-    def train_at(size: int, **kw):
-        return load_split("ffpp-syn", "train", real="ffpp", root=p31["ffpp_root"], n_videos=p31["n_videos"],
-                          frames_per_video=p31["frames_per_video"], quality="hq", size=size, seed=p31["seed"], **kw)[1]
-
-    models, seeds = _focus_models(p20, device)
-    tr20 = train_at(p20["size"], return_source=True)  # chapter 20's map cache is keyed on this split
-    out = {"FoCus (fused CAR map)": {
-        s: resize(fs.maps_of("focus", {"train": tr20}, models, s, batch_size=p20["batch_size"],
-                             device=device)["train"], p31["size"]) for s in seeds}}
-    tr10 = train_at(p10["size"], progress=False)
+    p31, p10 = P["31_dadf"], P["10_prle"]
+    tr10 = _dadf_train(p31, p10["size"])
     zoo, layers = _prle_zoo(p10, device)
     store = prle.zoo_maps(zoo, tr10, batch_size=32, device=device, progress=False, target_layers=layers)
-    fused = store.fuse("neighbouring", lam=p10["lam"], tau1=p10["tau1"], grid=p10["size"] // p10["cam_stride"],
-                       progress=False).all()
-    real = np.array([int(tr10[i]["label"]) == 0 for i in range(len(tr10))])
-    out["PRLE fused: neighbouring"] = {p31["seed"]: resize(np.where(real[:, None, None], 0.0, fused), p31["size"])}
+    return store.fuse("neighbouring", lam=p10["lam"], tau1=p10["tau1"], grid=p10["size"] // p10["cam_stride"],
+                      progress=False), tr10
+
+
+def _dadf_train(p31: Mapping[str, Any], size: int, **kw):
+    """Chapter 31's training split rendered at ``size`` (``kw``: e.g. ``return_source``)."""
+    from dfnb.data import load_split
+
+    return load_split("ffpp-syn", "train", real="ffpp", root=p31["ffpp_root"], n_videos=p31["n_videos"],
+                      frames_per_video=p31["frames_per_video"], quality="hq", size=size, seed=p31["seed"],
+                      progress=False, **kw)[1]
+
+
+#: the weak targets :func:`weak_targets` can make
+WEAK_TARGETS = ("FoCus (fused CAR map)", "PRLE fused: neighbouring", "face hull")
+
+
+def weak_targets(P: Mapping[str, Mapping[str, Any]], names=WEAK_TARGETS, *, device: str = "cpu") -> dict:
+    """Weak training targets for DADF, made without pixel labels, on DADF's training faces (chapter 31's
+    training split, item for item, rendered at each model's size): ``{name: {seed: (N, S, S) maps}}`` at
+    chapter 31's size ``S``, for each of ``names`` (:data:`WEAK_TARGETS`).  Real faces' targets are zero
+    (their image label says so).
+
+    - ``"FoCus (fused CAR map)"``: each of chapter 20's FoCus training seeds' fused CAR maps, as chapter 20
+      feeds its evaluator;
+    - ``"PRLE fused: neighbouring"``: PRLE's neighbouring fusion of chapter 10's zoo (one zoo: the same maps
+      for every DADF seed);
+    - ``"face hull"``: the landmarks' convex hull of each fake ("the forgery is the face": the image label
+      and a landmark detector).
+
+    With the default profiles the FoCus and PRLE maps are the very maps chapters 20 and 10 compute on their
+    own training split (the same faces), so they load from the cache."""
+    from dfnb.baselines import floor_baselines
+    from dfnb.models.focus import study as fs
+
+    unknown = [n for n in names if n not in WEAK_TARGETS]
+    if unknown:
+        raise ValueError(f"unknown weak targets {unknown}; choose from {list(WEAK_TARGETS)}")
+    p31, p20, p10 = P["31_dadf"], P["20_focus"], P["10_prle"]
+    out = {}
+    if "FoCus (fused CAR map)" in names:
+        models, seeds = _focus_models(p20, device)
+        tr20 = _dadf_train(p31, p20["size"], return_source=True)  # chapter 20's map cache is keyed on this split
+        out["FoCus (fused CAR map)"] = {
+            s: resize(fs.maps_of("focus", {"train": tr20}, models, s, batch_size=p20["batch_size"],
+                                 device=device)["train"], p31["size"]) for s in seeds}
+    if "PRLE fused: neighbouring" in names:
+        fused, tr10 = _prle_fused(P, device)
+        real = np.array([int(tr10[i]["label"]) == 0 for i in range(len(tr10))])
+        out["PRLE fused: neighbouring"] = {
+            p31["seed"]: resize(np.where(real[:, None, None], 0.0, fused.all()), p31["size"])}
+    if "face hull" in names:
+        fb = floor_baselines(_dadf_train(p31, p31["size"]))
+        out["face hull"] = {p31["seed"]: np.where(np.asarray(fb.labels)[:, None, None] == 1, fb.hulls, 0.0)
+                            .astype(np.float32)}
     return out
 
 
-def weak_dadf_localizers(p31: Mapping[str, Any], targets: Mapping[str, Mapping[int, np.ndarray]],
-                         faces: Mapping[str, Any], size: int, *, device: str = "cpu") -> dict:
-    """DADF trained like chapter 31's DADF (every training seed) but on each weak target of
-    :func:`weak_targets` instead of the exact masks (seed ``s`` uses that seed's maps, or the only ones);
-    its predicted masks on ``faces`` (at chapter 31's size), resized to ``size``.  Names: ``"DADF on
-    <target>"`` (image labels only)."""
+def weak_dadf_experiments(p31: Mapping[str, Any], targets: Mapping[str, Mapping[int, np.ndarray]], val, *,
+                          device: str = "cpu") -> dict:
+    """``{("DADF on <target>", seed): Experiment}``: DADF trained like chapter 31's DADF (every training seed)
+    but on each weak target of :func:`weak_targets` instead of the exact masks (seed ``s`` uses that seed's
+    maps, or the only ones)."""
     from dfnb.data.targets import WithMaskTarget
     from dfnb.experiments import train_seeded
 
@@ -238,10 +282,63 @@ def weak_dadf_localizers(p31: Mapping[str, Any], targets: Mapping[str, Mapping[i
     for name, by_seed in targets.items():
         for s in seeds:
             maps = by_seed[s] if s in by_seed else next(iter(by_seed.values()))
-            e = train_seeded("dadf", WithMaskTarget(train, maps, name), faces["val"], seed=s, model_kwargs=model_kw,
-                             **fit_kw)
-            out[f"DADF on {name}", s] = _mask_maps(e, faces, size, device)
+            out[f"DADF on {name}", s] = train_seeded("dadf", WithMaskTarget(train, maps, name), val, seed=s,
+                                                     model_kwargs=model_kw, **fit_kw)
     return out
+
+
+def prle_dadf_experiments(P: Mapping[str, Mapping[str, Any]], val, *, device: str = "cpu") -> dict:
+    """``{("DADF + PRLE masking", seed): Experiment}``: DADF trained like chapter 31's DADF (every training
+    seed, exact masks) with PRLE's dynamic exploitation (Algorithm 1) as its training transform: chapter
+    10's fused neighbouring maps of DADF's training faces, its ``prle_p`` and ``gamma``, alpha as the paper.
+
+    Only the image is masked: the mask target stays the exact one (a forged region hidden by the mask is
+    still where the forgery is), so the decoder is asked to find the forgery from what is left."""
+    from dfnb.experiments import train_seeded
+    from dfnb.models.prle import PRLEAugment
+
+    p31, p10 = P["31_dadf"], P["10_prle"]
+    fused, _ = _prle_fused(P, device)
+    aug = PRLEAugment(fused, p=p10["prle_p"], gamma=p10["gamma"], alpha="paper")
+    train, model_kw, fit_kw, seeds = _dadf_setup(p31, device)
+    return {("DADF + PRLE masking", s): train_seeded("dadf", train, val, seed=s, model_kwargs=model_kw,
+                                                     transform=aug, transform_key=aug.cache_key(), **fit_kw)
+            for s in seeds}
+
+
+#: PRLE's cross-domain test sets (chapter 10: Celeb-DF, DFDC, DeeperForensics stand-ins)
+CROSS_SETS = ("celebdf-syn", "dfdc-syn", "dfo-syn")
+
+
+def detection_sets(P: Mapping[str, Mapping[str, Any]], faces: Mapping[str, Any], size: int) -> dict:
+    """``{name: data set}``: the in-domain test faces ``faces["test"]`` (``"ffpp-syn HQ"``) and chapter 10's
+    cross-domain test sets (:data:`CROSS_SETS`, its identities, frames, data seed and real-data roots),
+    rendered at ``size``."""
+    from dfnb.data import load_split
+
+    p10 = P["10_prle"]
+    out = {"ffpp-syn HQ": faces["test"]}
+    for name in CROSS_SETS:
+        real = name.removesuffix("-syn")
+        n, ds = load_split(name, "test", real=real, root=p10.get(f"{real}_root"), size=size, seed=p10["seed"],
+                           n_videos=p10["n_eval_videos"], frames_per_video=p10["frames_per_video"], progress=False)
+        out[n] = ds
+    return out
+
+
+def detection(exps: Mapping[tuple[str, int], Any], sets: Mapping[str, Any], *, device: str = "cpu"):
+    """Per-seed frame AUC (%) of each experiment on each of ``sets`` (the first is in-domain): a DataFrame
+    ``localizer, seed, <set>..., in-domain AUC, cross-domain AUC`` (the plain mean over the other sets)."""
+    import pandas as pd
+
+    names = list(sets)
+    rows = []
+    for (name, seed), e in exps.items():
+        auc = {n: 100 * e.evaluate(ds, batch_size=32, device=device)["detection"]["frame_auc"]
+               for n, ds in sets.items()}
+        rows.append({"localizer": name, "seed": seed, **auc, "in-domain AUC": auc[names[0]],
+                     "cross-domain AUC": float(np.mean([auc[n] for n in names[1:]])) if len(names) > 1 else np.nan})
+    return pd.DataFrame(rows)
 
 
 def prior_localizers(faces: Mapping[str, Any]) -> dict:
@@ -290,7 +387,8 @@ def supervision(names) -> dict[str, str]:
     return out
 
 
-#: ``(hypothesis, reference, variant, metric)``: the variant is better (higher; lower for IINC / marked real)
+#: ``(hypothesis, reference, variant, metric)``: the variant is better (higher; lower for IINC / marked real).
+#: A metric of :data:`DETECTION_METRICS` is read from :func:`detection`'s table, any other from :func:`score`'s.
 HYPOTHESES = [
     ("pixel labels beat image labels: DADF over FoCus (IoU)", "FoCus (fused CAR map)", "DADF", "IoU"),
     ("FoCus's CAR map beats a plain ViT's Grad-CAM (pixel AUC)", "Grad-CAM, plain ViT", "FoCus (fused CAR map)",
@@ -306,36 +404,53 @@ HYPOTHESES = [
      "DADF on FoCus (fused CAR map)", "IoU"),
     ("exact masks beat PRLE's maps as DADF's training target (IoU)", "DADF on PRLE fused: neighbouring", "DADF",
      "IoU"),
+    ("FoCus's maps beat the face hull as DADF's training target (IoU)", "DADF on face hull",
+     "DADF on FoCus (fused CAR map)", "IoU"),
+    ("PRLE's maps beat the face hull as DADF's training target (IoU)", "DADF on face hull",
+     "DADF on PRLE fused: neighbouring", "IoU"),
+    ("exact masks beat FoCus's maps as DADF's training target (in-domain AUC)", "DADF on FoCus (fused CAR map)",
+     "DADF", "in-domain AUC"),
+    ("PRLE's masking improves DADF's cross-domain AUC", "DADF", "DADF + PRLE masking", "cross-domain AUC"),
+    ("PRLE's masking improves DADF's in-domain AUC", "DADF", "DADF + PRLE masking", "in-domain AUC"),
+    ("PRLE's masking improves DADF's localization (IoU)", "DADF", "DADF + PRLE masking", "IoU"),
 ]
+#: the metrics of :func:`detection`'s table (higher is better)
+DETECTION_METRICS = ("in-domain AUC", "cross-domain AUC")
 
 
-def hypotheses(per_seed, dataset: str) -> list[dict]:
+def hypotheses(per_seed, dataset: str, detection=None, detection_sets=()) -> list[dict]:
     """Claims-table rows (:func:`dfnb.stats.claim_row`, hypothesised direction +) for :data:`HYPOTHESES`,
-    the effect paired by seed.  A localizer that learns nothing (the face hull, the oracles: one "seed")
-    gives the same maps for every seed, so its value is repeated against each seed of the other; a
-    localizer trained from one seed only (PRLE's zoo) leaves its rows at one seed, *inconclusive*.  A
-    hypothesis whose localizers are not in ``per_seed`` gets a *not run* row."""
+    the effect paired by seed: on ``per_seed`` (:func:`score`, data set ``dataset``), or for a detection
+    metric on ``detection`` (:func:`detection`; ``detection_sets``: its test sets' names, in-domain first).  A localizer that learns
+    nothing (the face hull, the oracles: one "seed") gives the same maps for every seed, so its value is
+    repeated against each seed of the other; a localizer trained from one seed only (PRLE's zoo) leaves its
+    rows at one seed, *inconclusive*.  A hypothesis whose localizers are not in its table gets a *not run*
+    row."""
     from dfnb.leaderboard import SCORE_COLUMNS
     from dfnb.stats import claim_row, not_run_row
 
     fixed = {n for n, k in SUPERVISION.items() if k in ("none", "pair")}
     rows = []
     for text, ref, var, metric in HYPOTHESES:
-        have = set(per_seed["localizer"])
+        det = metric in DETECTION_METRICS
+        df = detection if det else per_seed
+        have = set() if df is None else set(df["localizer"])
         if not {ref, var} <= have:
             rows.append(not_run_row(text, "-", f"{', '.join(sorted({ref, var} - have))} not in this run"))
             continue
-        a = per_seed[per_seed.localizer == ref].set_index("seed")[metric]
-        b = per_seed[per_seed.localizer == var].set_index("seed")[metric]
+        a = df[df.localizer == ref].set_index("seed")[metric]
+        b = df[df.localizer == var].set_index("seed")[metric]
         if ref in fixed:
             a = b * 0 + float(a.iloc[0])
         if var in fixed:
             b = a * 0 + float(b.iloc[0])
         seeds = sorted(set(a.index) & set(b.index))
         ra, rb = a.loc[seeds].to_numpy(float), b.loc[seeds].to_numpy(float)
-        if not SCORE_COLUMNS[metric]:
+        if not det and not SCORE_COLUMNS[metric]:
             ra, rb = -ra, -rb
-        row = claim_row(text, "-", 1.0, ra, rb, dataset=dataset, metric=f"{metric} (points, variant better > 0)")
+        on = ({"in-domain AUC": detection_sets[:1]}.get(metric, detection_sets[1:]) if det else [dataset])
+        row = claim_row(text, "-", 1.0, ra, rb, dataset=", ".join(on),
+                        metric=f"{metric} (points, variant better > 0)")
         row["paper_effect"] = float("nan")  # our question, not a paper's: the direction is the hypothesis
         rows.append(row)
     return rows
