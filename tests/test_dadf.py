@@ -5,6 +5,7 @@ import os
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -763,7 +764,14 @@ def test_ablation_scores_train_through_the_cache_and_tables(tmp_path):
     assert t5.loc[("Multiscale Adapter-C", "FF++ HQ (paper)"), "PBCA"] == paper_c
     assert t5.loc[("Multiscale Adapter", "ff HQ (ours)"), "PBCA"] == pytest.approx(sc["dadf"]["PBCA"])
     fig = study.ablation_figure(t5, "5", "ff", ref=50.0, ref_label="all-zero mask")
-    assert fig.axes[0].get_legend() is not None
+    assert fig.axes[0].get_legend() is not None and "(first seed)" in fig.axes[0].get_title()
+    per = pd.DataFrame({"model": ["dadf", "dadf", "C", "C", "C"], "seed": [0, 1, 0, 1, 2],
+                        "PBCA": [80.0, 82.0, 70.0, 71.0, 75.0]})
+    ax = study.ablation_figure(t5, "5", "ff", per_seed=per).axes[0]
+    assert sorted(p.get_width() for p in ax.patches) == pytest.approx([72.0, 81.0])  # means over seeds
+    assert "mean of 2-3 seeds, 95 % interval" in ax.get_title()
+    with pytest.raises(ValueError, match="lacks"):
+        study.ablation_figure(t5, "5", "ff", per_seed=per[per.model == "C"])
     t6 = study.ablation_table({"6": ["dadf"]}, "6", sc, "ff", 1, with_paper=False)
     assert len(t6) == 1 and study.ablation_figure(t6, "6", "ff").axes[0].get_legend() is None
 

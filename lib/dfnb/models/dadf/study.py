@@ -484,18 +484,28 @@ def ablation_table(plan: Mapping[str, Sequence[str]], table: str, abl_scores: Ma
 
 
 def ablation_figure(table, key: str, ff: str, metric: str = "PBCA", *, ref: float | None = None,
-                    ref_label: str | None = None):
-    """Bars of ``metric`` per row of :func:`ablation_table` ``key`` (this run on ``ff`` HQ; one training
-    each, so no interval), the paper's value as a diamond where it has one, ``ref`` as a dashed line."""
-    from dfnb.report import bar_chart_with_ci
+                    ref_label: str | None = None, per_seed=None):
+    """Bars of ``metric`` per row of :func:`ablation_table` ``key`` (this run on ``ff`` HQ), the paper's value
+    as a diamond where it has one, ``ref`` as a dashed line.  The bars are the table's (first seed, no
+    interval), or with ``per_seed`` (:func:`dfnb.models.dadf.claims.ablation_per_seed`: ``model`` holds
+    the ablation key) the mean over its seeds with a 95 % t-interval."""
+    from dfnb.report import bar_chart_with_ci, seed_summary
 
     ours = table.xs(table.index.get_level_values("data")[0], level="data")[metric]
     paper = table[table.index.get_level_values("data") == "FF++ HQ (paper)"][metric].droplevel("data")
-    nan = [np.nan] * len(ours)
+    mean, low, high, what = ours.to_numpy(float), [np.nan] * len(ours), [np.nan] * len(ours), "first seed"
+    if per_seed is not None:
+        keys = {label: k for k, (label, _, _) in ABLATIONS[key].items()}
+        sm = seed_summary(per_seed, "model", metric).reindex([keys[lab] for lab in ours.index])
+        if sm["mean"].isna().any():
+            raise ValueError(f"per_seed lacks {[lab for lab, m in zip(ours.index, sm['mean']) if m != m]}")
+        mean, low, high = sm["mean"], sm["low"], sm["high"]
+        n = sorted({int(v) for v in sm["n_seeds"]})
+        what = f"mean of {'-'.join(map(str, n[::max(1, len(n) - 1)]))} seeds, 95 % interval"
     paper = paper.reindex(ours.index).to_numpy(float)
-    fig = bar_chart_with_ci(list(ours.index), ours.to_numpy(float), nan, nan, xlabel=f"{metric} (%)",
+    fig = bar_chart_with_ci(list(ours.index), mean, low, high, xlabel=f"{metric} (%)",
                             ref=ref, ref_label=ref_label, paper=paper if np.isfinite(paper).any() else None,
-                            title=f"Table {key} analogue: {ff} HQ test (bars), paper FF++ HQ")
+                            title=f"Table {key} analogue: {ff} HQ test ({what}), paper FF++ HQ")
     if fig.axes[0].get_legend() is not None:  # beside the bars, not over the longest one
         fig.axes[0].legend(fontsize=_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         fig.set_size_inches(fig.get_figwidth() + 1.6, fig.get_figheight())
