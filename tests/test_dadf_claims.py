@@ -125,7 +125,7 @@ def test_deviations_state_this_runs_settings():
     some = C.deviations(lr=5e-4, batch_size=16, epochs=6, noise_std=0.03, noise_p=1.0, n_train=2000, sam="m",
                         trainable_share=1.0, ablation_variants=["adapter_only", "rga_only", "rec_fake", "rec_all"])
     assert some.loc["ablation variants", "this run"] == "B, C, D not trained in this run"
-    assert some.loc["ablation variants", "reason"].startswith("9 more trainings, about 3 CPU-hours")
+    assert some.loc["ablation variants", "reason"].startswith("9 more trainings, 3-6 CPU-hours")
     assert d.loc["optimiser, learning rate", "this run"] == "AdamW, 0.0005"
     assert "std 0.03 on every" in d.loc["RGA noise", "this run"]
     assert "1e-06" in d.loc["RGA noise", "paper"] or "1e-6" in d.loc["RGA noise", "paper"]

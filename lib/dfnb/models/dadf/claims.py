@@ -255,7 +255,7 @@ def skipped(*, ablations: bool, fmld: bool, cross: bool, lq: bool, no_lq: str | 
     else:
         for v in left_out(ablation_variants):
             out[f"ablation:{v}"] = (f"variant {v} left out of ablation_variants in this run (3 more trainings, "
-                                    f"about 1 CPU-hour at the default size); add it with -p ablation_variants=[...]")
+                                    f"1-2 CPU-hours at the default size); add it with -p ablation_variants=[...]")
     if not fmld:
         out["fmld"] = off.format("fmld")
     if not cross:
@@ -335,6 +335,6 @@ def deviations(*, lr: float, batch_size: int, epochs: int, noise_std: float, noi
     elif left_out(ablation_variants):
         out = left_out(ablation_variants)
         rows.append(("ablation variants", "all of Tables 4-6", f"{', '.join(out)} not trained in this run",
-                     f"{3 * len(out)} more trainings, about {len(out)} CPU-hour{'s' * (len(out) > 1)} on a 2-core "
-                     "CPU; -p ablation_variants=[...] adds them"))
+                     f"{3 * len(out)} more trainings, {len(out)}-{2 * len(out)} CPU-hours at the default size; "
+                     "-p ablation_variants=[...] adds them"))
     return pd.DataFrame(rows, columns=["aspect", "paper", "this run", "reason"]).set_index("aspect")
