@@ -880,6 +880,12 @@ def test_findings_and_more_findings_read_the_tables():
     assert "does not confirm" in paras[4]
     assert "within 0.48 points of the all-zero mask's (84.50 %)" in paras[5] and "ACC exactly 50 %" in paras[5]
     assert "(s)" not in text + more and "nan" not in (text + more).lower()
+    per = pd.DataFrame([{"model": k, "seed": i, **{m: v[m] + d for m in v}} for k, v in sc.items()
+                        for i, d in enumerate((-1.0, 0.0, 1.0))])  # seeds around the same means
+    three = study.more_findings(ff="ff", fm=None, n_train_fm=0, table1=t1, pbca_empty_fmld=None, dfd=None, tim=None,
+                                table3=None, plan=plan, abl_scores={}, epochs=1, seed=0, pbca_empty=84.5,
+                                abl_seeds=per).split("\n\n")
+    assert three[0] == paras[2] and three[-1].startswith("The ablation rows above are means over 3 training seeds")
     assert study.more_findings(ff="ff", fm=None, n_train_fm=0, table1=t1, pbca_empty_fmld=None, dfd=None, tim=None,
                                table3=None, plan={}, abl_scores={}, epochs=1, seed=0, pbca_empty=84.5) == ""
     five = study.table5_paragraph({"B": {"PBCA": 1, "ACC": 1, "IINC": 9}, "C": {"PBCA": 3, "ACC": 1, "IINC": 9},

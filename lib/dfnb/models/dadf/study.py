@@ -833,14 +833,20 @@ def table6_paragraph(t6: Mapping[str, Mapping[str, float]]) -> str:
             "numbers are not transcribed).")
 
 
-def ablation_caveat(abl_scores: Mapping[str, Mapping[str, float]], epochs: int, seed: int, pbca_empty: float) -> str:
-    """How much the ablation rows can say: one short training each, their PBCA spread, near the all-zero
-    mask, ACC all 50 %."""
+def ablation_caveat(abl_scores: Mapping[str, Mapping[str, float]], epochs: int, seed: int, pbca_empty: float,
+                    n_seeds: int = 1) -> str:
+    """How much the ablation rows can say: one short training each (or means over ``n_seeds``), their PBCA
+    spread, near the all-zero mask, ACC all 50 %."""
     pbca = [v["PBCA"] for v in abl_scores.values()]
     iinc = [v["IINC"] for v in abl_scores.values()]
-    line = (f"All ablation rows are single {epochs}-epoch runs with seed {seed}; their PBCA spans "
-            f"{max(pbca) - min(pbca):.2f} points, and differences of that order between single short runs can be "
-            "seed noise, so read the ablation rankings as this run's, not as effects.")
+    if n_seeds > 1:
+        line = (f"The ablation rows above are means over {n_seeds} training seeds of {epochs}-epoch runs; their "
+                f"PBCA spans {max(pbca) - min(pbca):.2f} points. Which differences exceed the spread over seeds "
+                "is the claims table's verdict (section 13), not these sentences'.")
+    else:
+        line = (f"All ablation rows are single {epochs}-epoch runs with seed {seed}; their PBCA spans "
+                f"{max(pbca) - min(pbca):.2f} points, and differences of that order between single short runs "
+                "can be seed noise, so read the ablation rankings as this run's, not as effects.")
     near = max(abs(v - pbca_empty) for v in pbca)
     if near < 1:
         line += (f" Every ablation model's PBCA is within {near:.2f} points of the all-zero mask's "
@@ -855,9 +861,17 @@ def ablation_caveat(abl_scores: Mapping[str, Mapping[str, float]], epochs: int, 
 
 def more_findings(*, ff: str, fm: str | None, n_train_fm: int, table1, pbca_empty_fmld: float | None,
                   dfd: str | None, tim: str | None, table3, plan: Mapping[str, Sequence[str]],
-                  abl_scores: Mapping[str, Mapping[str, float]], epochs: int, seed: int, pbca_empty: float) -> str:
+                  abl_scores: Mapping[str, Mapping[str, float]], epochs: int, seed: int, pbca_empty: float,
+                  abl_seeds=None) -> str:
     """The paragraphs after :func:`findings`, each only where its part ran: FMLD (``fm`` not None),
-    cross-dataset (``table3`` not None), Tables 4, 5, 6 (in ``plan``) and :func:`ablation_caveat`."""
+    cross-dataset (``table3`` not None), Tables 4, 5, 6 (in ``plan``) and :func:`ablation_caveat`.  The
+    ablation paragraphs read ``abl_scores`` (one seed), or with ``abl_seeds``
+    (:func:`dfnb.models.dadf.claims.ablation_per_seed`) the means over its seeds."""
+    n_seeds = 1
+    if abl_seeds is not None and len(abl_seeds):
+        means = abl_seeds.groupby("model")[["PBCA", "IINC", "ACC"]].mean()
+        abl_scores = {k: means.loc[k].to_dict() for k in means.index}
+        n_seeds = int(abl_seeds.groupby("model")["seed"].nunique().min())
     out = []
     if fm is not None:
         out.append(fmld_paragraph(fm, n_train_fm, table1, pbca_empty_fmld))
@@ -871,5 +885,5 @@ def more_findings(*, ff: str, fm: str | None, n_train_fm: int, table1, pbca_empt
     if "6" in plan:
         out.append(table6_paragraph(pick("6")))
     if plan:
-        out.append(ablation_caveat(abl_scores, epochs, seed, pbca_empty))
+        out.append(ablation_caveat(abl_scores, epochs, seed, pbca_empty, n_seeds))
     return "\n\n".join(out)
