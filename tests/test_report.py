@@ -81,5 +81,8 @@ def test_verdict_sentences_group_the_claims_and_quote_effects():
     assert "Not reproduced (1): C beats D (ours -0.97" in text
     assert "Inconclusive (1: the interval over seeds contains 0, or fewer than 3 seeds): E beats F." in text
     assert text.endswith("Not run in this profile (1): G beats H.")
+    head = report.claims_markdown(claims_table(rows))
+    assert head.startswith("**Claims: 1 reproduced, 1 not reproduced, 1 inconclusive, 1 not run** (of 4;")
+    assert report.claims_markdown(claims_table(rows[:1])).startswith("**Claims: 1 reproduced** (of 1;")
     only = report.verdict_sentences(claims_table(rows[2:3]))
     assert only == "Inconclusive (1: the interval over seeds contains 0, or fewer than 3 seeds): E beats F."

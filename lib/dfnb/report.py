@@ -70,14 +70,20 @@ def bar_chart_with_ci(labels: Sequence[str], mean: Sequence[float], low: Sequenc
 
 
 def claims_markdown(claims) -> str:
-    """``"**Claims: 2 reproduced, 1 inconclusive** (of 3; ...)"`` from a claims table (``dfnb.stats``)."""
+    """``"**Claims: 2 reproduced, 1 inconclusive, 1 not run** (of 4; ...)"`` from a claims table
+    (``dfnb.stats``): a row with no seed (:func:`dfnb.stats.not_run_row`) counts as *not run*, not by its
+    verdict."""
     from dfnb.stats import VERDICTS
 
-    counts = claims["verdict"].value_counts()
+    ran = claims["n_seeds"] > 0
+    counts = claims.loc[ran, "verdict"].value_counts()
     parts = [f"{int(counts[v])} {v}" for v in VERDICTS if v in counts]
+    if (~ran).any():
+        parts.append(f"{int((~ran).sum())} not run")
     return (f"**Claims: {', '.join(parts)}** (of {len(claims)}; a claim is *reproduced* when the 95 % interval "
             "of our paired effect excludes 0 on the paper's side, *not reproduced* when it excludes 0 on the "
-            "other side, *inconclusive* otherwise or with fewer than 3 seeds).")
+            "other side, *inconclusive* otherwise or with fewer than 3 seeds, *not run* when this run did not "
+            "train what it needs: its row says why).")
 
 
 def verdict_sentences(claims) -> str:
