@@ -93,6 +93,9 @@ def test_skipped_parts_name_their_switch():
     assert set(off) == {"ablation", "fmld", "lq"}
     assert "-p ablations=True" in off["ablation"] and "-p fmld=True" in off["fmld"]
     assert off["lq"] == "no LQ test set (no c40 folder)"
+    lq = C.skipped(ablations=True, fmld=True, cross=True, lq=True, lq_models=["dadf"])
+    assert lq == {"lq:sam_full_ft": "sam_full_ft not in lq_models: not trained on LQ in this run",
+                  "lq:sam_prompt": "sam_prompt not in lq_models: not trained on LQ in this run"}
     assert C.VARIANTS == tuple(k for t, rows in study.ABLATIONS.items() for k in rows if k not in ("sam", "dadf"))
     part = C.skipped(ablations=True, fmld=True, cross=True, lq=True, ablation_variants=["adapter_only", "rec_all"])
     assert set(part) == {"ablation:rga_only", "ablation:B", "ablation:C", "ablation:D", "ablation:rec_fake"}
@@ -125,6 +128,10 @@ def test_deviations_state_this_runs_settings():
     some = C.deviations(lr=5e-4, batch_size=16, epochs=6, noise_std=0.03, noise_p=1.0, n_train=2000, sam="m",
                         trainable_share=1.0, ablation_variants=["adapter_only", "rga_only", "rec_fake", "rec_all"])
     assert some.loc["ablation variants", "this run"] == "B, C, D not trained in this run"
+    assert some.loc["Table 2 training data", "this run"] == "ffpp-syn HQ, tested on ffpp-syn LQ"
+    assert "Table 2 training data" not in C.deviations(lr=5e-4, batch_size=16, epochs=6, noise_std=0.03, noise_p=1.0,
+                                                       n_train=2000, sam="m", trainable_share=1.0,
+                                                       lq_models=["dadf"]).index
     assert some.loc["ablation variants", "reason"].startswith("9 more trainings, 3-6 CPU-hours")
     assert d.loc["optimiser, learning rate", "this run"] == "AdamW, 0.0005"
     assert "std 0.03 on every" in d.loc["RGA noise", "this run"]

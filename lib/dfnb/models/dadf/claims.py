@@ -243,10 +243,11 @@ def left_out(ablation_variants: Sequence[str]) -> list[str]:
 
 
 def skipped(*, ablations: bool, fmld: bool, cross: bool, lq: bool, no_lq: str | None = None,
-            ablation_variants: Sequence[str] = VARIANTS) -> dict[str, str]:
-    """``{frame: why}`` for the parts of the chapter this run's parameters switched off, and
-    ``{"ablation:<variant>": why}`` for each ablation variant left out of ``ablation_variants`` (the
-    claims they would have judged get *not run* rows in :func:`claims`)."""
+            ablation_variants: Sequence[str] = VARIANTS, lq_models: Sequence[str] = ()) -> dict[str, str]:
+    """``{frame: why}`` for the parts of the chapter this run's parameters switched off,
+    ``{"ablation:<variant>": why}`` for each ablation variant left out of ``ablation_variants`` and, when
+    some models were trained on LQ (``lq_models``), ``{"lq:<model>": why}`` for each Table 2 model that was
+    not (the claims they would have judged get *not run* rows in :func:`claims`)."""
     off = "off in this run (CPU time); switch it on with -p {}=True"
     out = {}
     if not ablations:
@@ -262,6 +263,10 @@ def skipped(*, ablations: bool, fmld: bool, cross: bool, lq: bool, no_lq: str | 
         out["cross"] = off.format("cross")
     if not lq:
         out["lq"] = f"no LQ test set ({no_lq})" if no_lq else off.format("lq")
+    elif lq_models:
+        for m in dict.fromkeys(x for c in CLAIMS if c[5] == "lq" for x in c[2:4]):
+            if m not in lq_models:
+                out[f"lq:{m}"] = f"{m} not in lq_models: not trained on LQ in this run"
     return out
 
 
@@ -293,10 +298,11 @@ def choose_noise(table, metric: str = "PBCA") -> float:
 
 def deviations(*, lr: float, batch_size: int, epochs: int, noise_std: float, noise_p: float, n_train: int,
                sam: str, trainable_share: float, balance: bool = True, selection: str = "last epoch (fixed budget)",
-               ablations: bool = True, ablation_variants: Sequence[str] = VARIANTS):
+               ablations: bool = True, ablation_variants: Sequence[str] = VARIANTS, lq_models: Sequence[str] = ()):
     """The deviations table: ``aspect, paper, this run, reason`` for every protocol difference.
 
-    trainable_share: this run's DADF's trainable parameters in % of all of them."""
+    trainable_share: this run's DADF's trainable parameters in % of all of them; lq_models: the models also
+    trained on LQ for Table 2 (none: Table 2 is judged on the HQ-trained models)."""
     import pandas as pd
 
     from dfnb.models.dadf.rga import NOISE_STD
@@ -329,6 +335,10 @@ def deviations(*, lr: float, batch_size: int, epochs: int, noise_std: float, noi
         ("seeds", "one run (not stated)", "3 training seeds per model, mean and 95 % t-interval",
          "a difference between two models counts only when it exceeds the spread over seeds"),
     ]
+    if not lq_models:
+        rows.append(("Table 2 training data", "FF++ LQ (c40)", "ffpp-syn HQ, tested on ffpp-syn LQ",
+                     "one training per model and seed serves Tables 1-3; -p lq_models=[...] trains on LQ too "
+                     "(DADF: about 1 CPU-hour for 3 seeds)"))
     if not ablations:
         rows.append(("ablations (Tables 4-6)", "trained", "not trained in this run",
                      "21 more trainings, about 6 CPU-hours on a 2-core CPU; -p ablations=True runs them"))
