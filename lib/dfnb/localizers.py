@@ -88,15 +88,12 @@ def resize(maps, size: int) -> np.ndarray:
 def _dadf_setup(p31: Mapping[str, Any], device: str):
     """Chapter 31's training split, model and fit keyword arguments and training seeds, as chapter 31 makes
     them."""
-    from dfnb.data import load_split
     from dfnb.models.dadf import study
 
     sam_kw, _, _ = study.sam_kwargs(sam_checkpoint=p31["sam_checkpoint"], sam_type=p31["sam_type"],
                                     micro_sam_path=p31["micro_sam_path"], profile=p31["profile"],
                                     sam_img_size=p31["sam_img_size"])
-    train = load_split("ffpp-syn", "train", real="ffpp", root=p31["ffpp_root"], n_videos=p31["n_videos"],
-                       frames_per_video=p31["frames_per_video"], quality="hq", size=p31["size"], seed=p31["seed"],
-                       progress=False)[1]
+    train = _dadf_train(p31, p31["size"])
     model_kw = dict(sam_kw, noise_std=p31["noise_std"], noise_p=p31["noise_p"])
     fit_kw = dict(epochs=p31["epochs"], batch_size=p31["batch_size"], lr=p31["lr"], device=device,
                   restore_best=False)

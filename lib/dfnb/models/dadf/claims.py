@@ -19,6 +19,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from dfnb.models.dadf.study import VARIANTS  # every ablation variant, in order (re-exported)
+
 __all__ = ["BARS", "CLAIMS", "VARIANTS", "ablation_per_seed", "choose_noise", "claims", "competence", "competence_sentence", "cross_per_seed", "deviations", "left_out", "noise_sweep", "noise_sweep_table",
            "seed_scores", "skipped", "summary_table"]
 
@@ -233,8 +235,6 @@ def competence_sentence(comp, dataset: str) -> str:
     return f"DADF on {dataset}, mean over {n} training seed{'s' * (n != 1)}: " + "; ".join(parts) + f"; {tail}."
 
 
-#: every ablation variant of :data:`dfnb.models.dadf.study.ABLATIONS` (the reference rows excepted), in order
-VARIANTS = ("adapter_only", "rga_only", "B", "C", "D", "rec_fake", "rec_all")
 
 
 def left_out(ablation_variants: Sequence[str]) -> list[str]:

@@ -75,6 +75,8 @@ ABLATIONS: dict[str, dict[str, tuple[str, str, dict[str, Any]]]] = {
           "rec_all": ("L_rec on all faces", "dadf", {"rec_on": "all"})},
 }
 _REFERENCES = {"4": ("sam", "dadf"), "5": ("dadf",), "6": ("dadf",)}
+#: every ablation variant (the keys of :data:`ABLATIONS` other than each table's references), in order
+VARIANTS = tuple(k for t in ABLATIONS for k in ABLATIONS[t] if k not in _REFERENCES[t])
 
 
 def ablation_plan(variants: Sequence[str]) -> dict[str, list[str]]:
@@ -87,10 +89,9 @@ def ablation_plan(variants: Sequence[str]) -> dict[str, list[str]]:
     """
     if isinstance(variants, str):
         raise TypeError(f"variants must be a list of names, got the string {variants!r}")
-    known = [k for t in ABLATIONS for k in ABLATIONS[t] if k not in _REFERENCES[t]]
-    bad = [v for v in variants if v not in known]
+    bad = [v for v in variants if v not in VARIANTS]
     if bad:
-        raise ValueError(f"unknown ablation variants {bad}; choose from {known}")
+        raise ValueError(f"unknown ablation variants {bad}; choose from {list(VARIANTS)}")
     plan = {}
     for t, rows in ABLATIONS.items():
         if any(v in rows for v in variants):
