@@ -59,7 +59,17 @@ def test_claims_pair_seeds_and_compare_with_the_paper():
     assert "no 'fmld' models in this run" in fmld["claim"] and fmld["verdict"] == "inconclusive"
     assert len(rows) == len(C.CLAIMS)  # every claim has a row
     off = C.claims({"main": main}, {}, skipped={"ablation": "ablations off"})
-    assert sum("(not run: ablations off)" in r["claim"] for r in off) == 9  # Tables 4-6
+    assert sum("(not run: ablations off)" in r["claim"] for r in off) == 11  # Tables 4-6
+
+
+def test_table5_dilation_claims_pair_variants_with_the_papers_acc():
+    abl = _frame({"B": [90.0, 91.0, 92.0], "C": [91.0, 93.0, 92.5], "D": [89.0, 90.0, 92.0]})
+    rows = {r["claim"]: r for r in C.claims({"ablation": abl}, {})}
+    c = rows["removing dilation (B) costs more ACC than removing the 3x3 branch (C)"]
+    assert c["our_effect"] == pytest.approx(np.mean([1.0, 2.0, 0.5]))
+    assert c["paper_effect"] == pytest.approx(95.87 - 95.79)  # Table 5, ACC of C minus B
+    d = rows["removing dilation (B) costs more ACC than removing the 1x1 branch (D)"]
+    assert d["our_effect"] == pytest.approx(-2 / 3) and d["paper_effect"] == pytest.approx(95.91 - 95.79)
 
 
 def test_claims_not_reproduced_inconclusive_and_table6_sign_only():
