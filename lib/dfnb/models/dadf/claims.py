@@ -237,6 +237,8 @@ def competence_sentence(comp, dataset: str) -> str:
     return f"DADF on {dataset}, mean over {n} training seed{'s' * (n != 1)}: " + "; ".join(parts) + f"; {tail}."
 
 
+#: what Tables 4-6 cost together (measured at stops 25-26: 1 torch thread a process, 2 processes on 2 cores)
+_ABLATION_COST = "21 more trainings, about 8 CPU-hours at the default size on a 2-core CPU"
 
 
 def left_out(ablation_variants: Sequence[str]) -> list[str]:
@@ -253,8 +255,7 @@ def skipped(*, ablations: bool, fmld: bool, cross: bool, lq: bool, no_lq: str | 
     off = "off in this run (CPU time); switch it on with -p {}=True"
     out = {}
     if not ablations:
-        out["ablation"] = ("off in this run: 21 more trainings, about 8 CPU-hours at the default size; "
-                           "switch them on with -p ablations=True")
+        out["ablation"] = f"off in this run: {_ABLATION_COST}; switch them on with -p ablations=True"
     else:
         for v in left_out(ablation_variants):
             out[f"ablation:{v}"] = (f"variant {v} left out of ablation_variants in this run (3 more trainings, "
@@ -343,7 +344,7 @@ def deviations(*, lr: float, batch_size: int, epochs: int, noise_std: float, noi
                      "(DADF: about 1 CPU-hour for 3 seeds)"))
     if not ablations:
         rows.append(("ablations (Tables 4-6)", "trained", "not trained in this run",
-                     "21 more trainings, about 8 CPU-hours on a 2-core CPU; -p ablations=True runs them"))
+                     f"{_ABLATION_COST}; -p ablations=True runs them"))
     elif left_out(ablation_variants):
         out = left_out(ablation_variants)
         rows.append(("ablation variants", "all of Tables 4-6", f"{', '.join(out)} not trained in this run",
