@@ -38,8 +38,36 @@ def test_seed_scores_marked_area_and_iou_by_hand():
     assert list(df.columns[:2]) == ["model", "seed"]
 
 
+def test_acc_at_the_validation_threshold_by_hand():
+    r = _report([0.6, 0.7, 0.8], [0, 1, 1], np.zeros((3, 1, 2, 2)), np.zeros((3, 1, 2, 2)))
+    meth, fam = ["real", "deepfakes", "deepfakes"], {"deepfakes": "DF"}
+    row = C.seed_scores({("dadf", 0): r}, meth, fam, {("dadf", 0): 0.65}).iloc[0]
+    assert row["ACC"] == pytest.approx(200 / 3)  # at 0.5 the real face is called fake too
+    assert row["ACC@val"] == pytest.approx(100.0)
+    assert math.isnan(C.seed_scores({("dadf", 0): r}, meth, fam).iloc[0]["ACC@val"])
+
+
+def test_val_thresholds_are_each_models_eer_point_on_validation_only():
+    from dfnb.metrics import eer_threshold
+
+    y, p = np.array([0, 0, 1, 1, 1]), np.array([0.1, 0.55, 0.5, 0.8, 0.9])
+
+    class Exp:
+        def __init__(self):
+            self.seen = []
+
+        def evaluate(self, ds, **kw):
+            self.seen.append(ds)
+            return {"labels": y, "probs": p}
+
+    e = Exp()
+    thr = C.val_thresholds({("dadf", 0): e}, "VAL")
+    assert thr == {("dadf", 0): pytest.approx(eer_threshold(y, p))} and e.seen == ["VAL"]
+    assert C.paper_effect("5", "B", "C", "ACC@val", "ablation") == C.paper_effect("5", "B", "C", "ACC", "ablation")
+
+
 def _frame(values):
-    return pd.DataFrame([{"model": m, "seed": s, "PBCA": v, "IINC": 10 - v / 10, "ACC": v, "AUC": v}
+    return pd.DataFrame([{"model": m, "seed": s, "PBCA": v, "IINC": 10 - v / 10, "ACC": 50.0, "ACC@val": v, "AUC": v}
                          for m, vs in values.items() for s, v in enumerate(vs)])
 
 
