@@ -60,7 +60,7 @@ def seed_scores(reports: Mapping[tuple[str, int], Mapping[str, Any]], methods: S
     return pd.DataFrame(rows, columns=["model", "seed", *SCORE_COLUMNS])
 
 
-def summary_table(per_seed, metrics: Sequence[str] = ("PBCA", "IINC", "ACC", "AUC", "IoU", "marked real",
+def summary_table(per_seed, metrics: Sequence[str] = ("PBCA", "IINC", "ACC", "ACC@val", "AUC", "IoU", "marked real",
                                                        "marked fake"), labels: Mapping[str, str] | None = None):
     """``mean [low, high]`` (95 % t-interval over seeds, :func:`dfnb.report.seed_summary`) of each metric per
     model of a :func:`seed_scores` table, and the number of seeds; rows in the table's order, named by
