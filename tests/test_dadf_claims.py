@@ -67,8 +67,8 @@ def test_val_thresholds_are_each_models_eer_point_on_validation_only():
 
 
 def _frame(values):
-    return pd.DataFrame([{"model": m, "seed": s, "PBCA": v, "IINC": 10 - v / 10, "ACC": 50.0, "ACC@val": v, "AUC": v}
-                         for m, vs in values.items() for s, v in enumerate(vs)])
+    return pd.DataFrame([{"model": m, "seed": s, "PBCA": v, "IINC": 10 - v / 10, "ACC": 50.0, "ACC@val": v,
+                          "AUC": v} for m, vs in values.items() for s, v in enumerate(vs)])
 
 
 def test_claims_pair_seeds_and_compare_with_the_paper():

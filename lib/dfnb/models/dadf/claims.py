@@ -361,7 +361,7 @@ def deviations(*, lr: float, batch_size: int, epochs: int, noise_std: float, noi
          "a difference between two models counts only when it exceeds the spread over seeds"),
         ("ACC threshold", "not stated (0.5, presumably)",
          "tables: ACC at 0.5 and ACC@val; ACC claims judged on ACC@val, each model's equal-error threshold "
-         "on the validation faces",
+         "on its own validation faces (HQ ones for the HQ-trained models tested on LQ)",
          "after a short training the scores are not calibrated: a model with a high AUC can put every test "
          "face on one side of 0.5 (ACC 50 %), so ACC at 0.5 measures where the scores sit, not how well they "
          "separate real from fake"),
