@@ -69,6 +69,21 @@ def test_mean_ci_table_and_competence():
     assert "NOT reached" in study.competence_sentence(study.competence(det, ev, IN, head_bar=92.0), 2)
 
 
+def test_power_sentence_pairs_exact_masks_with_no_map():
+    ev = _ev({"exact masks": [(95.0, 73.0), (96.0, 74.0), (97.0, 75.5)],
+              "no map": [(95.5, 70.0), (95.5, 71.0), (95.5, 72.0)]})
+    taus = pd.DataFrame({"kendall_tau": [0.8, np.nan], "p_value": [0.08, np.nan]}, index=["in", "cross"])
+    said = study.power_sentence(ev, taus, IN)
+    # in-domain: differences -0.5, 0.5, 1.5 -> mean 0.50, s = 1, t_{0.975,2} = 4.303: [-1.98, 2.98]
+    assert "in-domain +0.50 [-1.98, 2.98]" in said
+    # cross-domain: 3, 3, 3.5 -> mean 3.17, s = 0.289: half 4.303 * 0.289 / sqrt(3) = 0.72
+    assert "cross-domain +3.17 [2.45, 3.88]" in said and "lifts the evaluator cross-domain" in said
+    assert "in: 0.80 (p 0.08)" in said and "nan" not in said
+    flat = _ev({"exact masks": [(95.0, 70.0), (96.0, 71.0)], "no map": [(95.5, 70.5), (95.5, 70.5)]})
+    assert "does not measurably lift" in study.power_sentence(flat, taus, IN)
+    assert study.power_sentence(_ev({"FoCus": [(1.0, 2.0)]}), taus, IN) == ""
+
+
 def test_kinds_and_sources():
     kw = study.focus_kwargs(96)
     assert kw["backbone"] == "lite0_hybrid" and kw["pretrained"] and kw["num_heads"] == 3

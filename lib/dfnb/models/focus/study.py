@@ -477,6 +477,37 @@ def identities(ds) -> np.ndarray:
     return np.array([int(ds[i].get("identity", -1)) for i in range(len(ds))])
 
 
+def power_sentence(ev_per_seed, taus, in_domain: str) -> str:
+    """Does the evaluator protocol have power here?  The exact masks minus no map (paired over training
+    seeds, in-domain and cross-domain mean AUC, points, :func:`dfnb.stats.paired_effect`) and Kendall's tau
+    of ``taus`` (:func:`protocol.kendall_agreement`), in one paragraph; ``""`` without both sources."""
+    from dfnb.stats import paired_effect
+
+    have = set(ev_per_seed["source"])
+    if not {"exact masks", "no map"} <= have:
+        return ""
+    by = {s: ev_per_seed[ev_per_seed.source == s].set_index("train seed") for s in ("exact masks", "no map")}
+    seeds = sorted(set(by["exact masks"].index) & set(by["no map"].index))
+    parts, decided = [], []
+    for col, where in ((in_domain, "in-domain"), ("cross-domain mean", "cross-domain")):
+        iv = paired_effect(by["no map"].loc[seeds, col].to_numpy(float),
+                           by["exact masks"].loc[seeds, col].to_numpy(float))
+        parts.append(f"{where} {iv.mean:+.2f} [{iv.low:.2f}, {iv.high:.2f}]")
+        if iv.low > 0:
+            decided.append(where)
+    tau = "; ".join(f"{k}: {r['kendall_tau']:.2f} (p {r['p_value']:.2f})" for k, r in taus.iterrows()
+                    if np.isfinite(r["kendall_tau"]))
+    text = (f"**Power.** The exact masks minus no map, paired over {len(seeds)} training seeds (AUC points): "
+            + ", ".join(parts) + ". ")
+    text += (f"Even a perfect map does not measurably lift the evaluator (no interval excludes 0), so a "
+             f"difference between two map sources can only be smaller than this run can see."
+             if not decided else f"A perfect map measurably lifts the evaluator {' and '.join(decided)}: "
+             f"there the protocol can tell a good map from none.")
+    if tau:
+        text += f" Kendall's tau between the evaluator's ranking and the exact-mask ranking: {tau}."
+    return text
+
+
 def competence_sentence(comp, n_seeds: int) -> str:
     """One sentence on whether the bars of :func:`competence` were reached (no verdict means anything
     without them)."""
