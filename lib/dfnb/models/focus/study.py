@@ -499,8 +499,9 @@ def power_sentence(ev_per_seed, taus, in_domain: str) -> str:
                     if np.isfinite(r["kendall_tau"]))
     text = (f"**Power.** The exact masks minus no map, paired over {len(seeds)} training seeds (AUC points): "
             + ", ".join(parts) + ". ")
-    text += (f"Even a perfect map does not measurably lift the evaluator (no interval excludes 0), so a "
-             f"difference between two map sources can only be smaller than this run can see."
+    text += ("Even a perfect map does not measurably lift the evaluator (no interval excludes 0), so the "
+             "differences between two real map sources, which should be smaller still, are unlikely to show "
+             "at this number of seeds either."
              if not decided else f"A perfect map measurably lifts the evaluator {' and '.join(decided)}: "
              f"there the protocol can tell a good map from none.")
     if tau:
