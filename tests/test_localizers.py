@@ -110,6 +110,23 @@ def test_detection_hypotheses_are_judged_on_the_detection_table():
         in no_det
 
 
+def test_training_table_joins_localization_and_detection_in_the_given_order():
+    cols = {c: 0.0 for c in SCORE_COLUMNS}
+    per = pd.DataFrame([{**cols, "localizer": n, "seed": s, "IoU": v, "pixel AUC": 90.0 + s}
+                        for n, vs in {"DADF": [70.0, 72.0, 74.0], "DADF on face hull": [50.0, 50.0, 53.0],
+                                      "face hull": [60.0]}.items() for s, v in enumerate(vs)])
+    det = pd.DataFrame({"localizer": ["DADF"] * 3, "seed": [0, 1, 2], "in-domain AUC": [95.0, 96.0, 97.0],
+                        "cross-domain AUC": [80.0, 80.0, 80.0]})
+    t = L.training_table(per, det, ["face hull", "DADF", "SAM+LoRA", "DADF on face hull"])
+    assert list(t.index) == ["face hull", "DADF", "DADF on face hull"]  # absent ones dropped, order kept
+    # DADF IoU 72 +/- t_{0.975,2} * 2 / sqrt(3) = 72 +/- 4.97
+    assert t.loc["DADF", "IoU"] == "72.00 [67.03, 76.97]" and t.loc["face hull", "IoU"] == "60.00"
+    assert t.loc["DADF", "in-domain AUC"] == "96.00 [93.52, 98.48]" and t.loc["face hull", "in-domain AUC"] == "-"
+    assert list(t["seeds"]) == [1, 3, 3] and t.loc["DADF on face hull", "cross-domain AUC"] == "-"
+    with pytest.raises(ValueError, match="none of the named"):
+        L.training_table(per, det, ["SAM+LoRA"])
+
+
 def test_weak_targets_refuse_an_unknown_name():
     with pytest.raises(ValueError, match="unknown weak targets"):
         L.weak_targets({}, ["edges"])

@@ -28,14 +28,14 @@ A localizer's maps: ``{(name, seed): {"val": (N, H, W), "test": (N, H, W)}}`` fl
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 __all__ = ["CROSS_SETS", "DETECTION_METRICS", "HYPOTHESES", "SUPERVISION", "WEAK_TARGETS", "chapter_params",
            "common_faces", "dadf_experiments", "detection", "detection_sets", "figure", "focus_localizers",
            "hypotheses", "mask_maps", "prior_localizers", "prle_dadf_experiments", "prle_localizers", "resize",
-           "score", "supervision", "viewer_inputs", "weak_dadf_experiments", "weak_targets"]
+           "score", "supervision", "training_table", "viewer_inputs", "weak_dadf_experiments", "weak_targets"]
 
 #: the supervision each localizer needs (keys of :data:`dfnb.leaderboard.SUPERVISION`)
 SUPERVISION = {"DADF": "pixel", "DADF + PRLE masking": "pixel", "DADF on FoCus (fused CAR map)": "image",
@@ -336,6 +336,28 @@ def detection(exps: Mapping[tuple[str, int], Any], sets: Mapping[str, Any], *, d
         rows.append({"localizer": name, "seed": seed, **auc, "in-domain AUC": auc[names[0]],
                      "cross-domain AUC": float(np.mean([auc[n] for n in names[1:]])) if len(names) > 1 else np.nan})
     return pd.DataFrame(rows)
+
+
+def training_table(per_seed, detection, names: Sequence[str]):
+    """One row per localizer of ``names`` present in ``per_seed`` (:func:`score`), in that order: pixel AUC,
+    IoU and PBCA of the test fakes and the share of a real face's pixels marked, and, for a model that also
+    detects, its in-domain and cross-domain frame AUC (:func:`detection`; "-" for the others), each
+    ``mean [low, high]`` over its seeds (points), and the number of seeds.  Chapter 40's weak-label and
+    PRLE-masking tables: DADF's variants beside DADF and beside the maps they were trained on."""
+    from dfnb.report import mean_ci_table
+
+    names = [n for n in dict.fromkeys(names) if n in set(per_seed["localizer"])]
+    if not names:
+        raise ValueError("training_table: none of the named localizers is in this run's scores")
+    loc = per_seed[per_seed["localizer"].isin(names)]
+    out = mean_ci_table(loc, "localizer", ["pixel AUC", "IoU", "PBCA fake", "marked real"])
+    det = detection[detection["localizer"].isin(names)] if detection is not None else detection
+    for col in ("in-domain AUC", "cross-domain AUC"):
+        out[col] = mean_ci_table(det, "localizer", [col])[col] if det is not None and len(det) else "-"
+    out = out.reindex(names).fillna("-")
+    out["seeds"] = loc.groupby("localizer")["seed"].nunique().reindex(names).astype(int)
+    out.index.name = "localizer"
+    return out
 
 
 def prior_localizers(faces: Mapping[str, Any]) -> dict:
