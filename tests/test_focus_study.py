@@ -82,6 +82,9 @@ def test_power_sentence_pairs_exact_masks_with_no_map():
     flat = _ev({"exact masks": [(95.0, 70.0), (96.0, 71.0)], "no map": [(95.5, 70.5), (95.5, 70.5)]})
     assert "does not measurably lift" in study.power_sentence(flat, taus, IN)
     assert study.power_sentence(_ev({"FoCus": [(1.0, 2.0)]}), taus, IN) == ""
+    one = study.power_sentence(_ev({"exact masks": [(95.0, 70.0)], "no map": [(94.0, 69.0)]}), taus, IN)
+    assert "over 1 training seed (AUC" in one and "in-domain +1.00," in one and "no interval" in one
+    assert "nan" not in one
 
 
 def test_kinds_and_sources():

@@ -492,18 +492,21 @@ def power_sentence(ev_per_seed, taus, in_domain: str) -> str:
     for col, where in ((in_domain, "in-domain"), ("cross-domain mean", "cross-domain")):
         iv = paired_effect(by["no map"].loc[seeds, col].to_numpy(float),
                            by["exact masks"].loc[seeds, col].to_numpy(float))
-        parts.append(f"{where} {iv.mean:+.2f} [{iv.low:.2f}, {iv.high:.2f}]")
+        parts.append(f"{where} {iv.mean:+.2f}" + (f" [{iv.low:.2f}, {iv.high:.2f}]" if len(seeds) > 1 else ""))
         if iv.low > 0:
             decided.append(where)
     tau = "; ".join(f"{k}: {r['kendall_tau']:.2f} (p {r['p_value']:.2f})" for k, r in taus.iterrows()
                     if np.isfinite(r["kendall_tau"]))
-    text = (f"**Power.** The exact masks minus no map, paired over {len(seeds)} training seeds (AUC points): "
-            + ", ".join(parts) + ". ")
-    text += ("Even a perfect map does not measurably lift the evaluator (no interval excludes 0), so the "
-             "differences between two real map sources, which should be smaller still, are unlikely to show "
-             "at this number of seeds either."
-             if not decided else f"A perfect map measurably lifts the evaluator {' and '.join(decided)}: "
-             f"there the protocol can tell a good map from none.")
+    n = f"{len(seeds)} training seed{'s' * (len(seeds) != 1)}"
+    text = f"**Power.** The exact masks minus no map, paired over {n} (AUC points): " + ", ".join(parts) + ". "
+    if len(seeds) < 2:
+        text += "One training seed gives no interval, so this run cannot say whether the protocol has power."
+    else:
+        text += ("Even a perfect map does not measurably lift the evaluator (no interval excludes 0), so the "
+                 "differences between two real map sources, which should be smaller still, are unlikely to "
+                 "show at this number of seeds either."
+                 if not decided else f"A perfect map measurably lifts the evaluator {' and '.join(decided)}: "
+                 f"there the protocol can tell a good map from none.")
     if tau:
         text += f" Kendall's tau between the evaluator's ranking and the exact-mask ranking: {tau}."
     return text
