@@ -127,3 +127,14 @@ def test_paper_value_and_the_kinds_a_run_trains():
     assert np.isnan(study.paper_value("IV", "FoCus"))  # nine rows match: no single value
     assert study.kinds_for(["gt", "focus"], False) == ["focus", "plain"]
     assert study.kinds_for(["gt", "rgb"], False) == study.kinds_for([], True) == ["focus", "plain", "rgb"]
+
+
+def test_deviations_state_this_runs_schedule_and_backbone():
+    kw = study.focus_kwargs(96)
+    d = study.deviations(size=96, n_train=2000, n_test=1000, epochs=6, eval_epochs=6, n_seeds=3, focus_kw=kw,
+                         sources=["gt", "none", "focus"], cross=["celebdf-syn"], lr=3e-4, eval_lr=1e-3)
+    d = d.set_index("aspect") if "aspect" in d.columns else d
+    row = d.loc["training", "this run"]
+    assert "6 epochs at lr 0.0003 (FoCus and plain ViT)" in row and "evaluators 6 epochs at lr 0.001" in row
+    assert "2000 ffpp-syn HQ faces at 96 px" == d.loc["training data", "this run"]
+    assert "hybrid ViT" in d.loc["backbone", "this run"] and d["reason"].str.len().min() > 5

@@ -337,7 +337,7 @@ def competence(det_per_seed, ev_per_seed, in_domain: str, *, head_bar: float = 9
 
 
 def deviations(*, size: int, n_train: int, n_test: int, epochs: int, eval_epochs: int, n_seeds: int,
-               focus_kw: Mapping, sources: Sequence[str], cross: Sequence[str]):
+               focus_kw: Mapping, sources: Sequence[str], cross: Sequence[str], lr: float, eval_lr: float):
     """The deviations table: ``aspect, paper, this run, reason`` for every protocol difference."""
     import pandas as pd
 
@@ -357,8 +357,8 @@ def deviations(*, size: int, n_train: int, n_test: int, epochs: int, eval_epochs
         ("token grid", "14 x 14 at 224 px (presumably)", f"{size // 16} x {size // 16} at {size} px",
          "the lite0 stem's stride 16"),
         ("position encoding", "fixed (the text)", "fixed 2-D sin-cos in both branches", "as the paper"),
-        ("training", "not stated in full (GPU)", f"AdamW, cosine, {epochs} epochs (FoCus and plain ViT); "
-         f"evaluators {eval_epochs} epochs; checkpoint on validation AUC", "CPU budget"),
+        ("training", "not stated in full (GPU)", f"AdamW, cosine; {epochs} epochs at lr {lr:g} (FoCus and plain "
+         f"ViT); evaluators {eval_epochs} epochs at lr {eval_lr:g}; checkpoint on validation AUC", "CPU budget"),
         ("evaluator", "EfficientNet-B4 + FPN", "EfficientNet-lite0 (ImageNet) + FPN",
          "the only EfficientNet with offline ImageNet weights"),
         ("Grad-CAM / Score-CAM source", "a plain ViT-S detector", "a plain ViT detector of the same backbone "
