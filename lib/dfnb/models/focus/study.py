@@ -483,15 +483,13 @@ def power_sentence(ev_per_seed, taus, in_domain: str) -> str:
     of ``taus`` (:func:`protocol.kendall_agreement`), in one paragraph; ``""`` without both sources."""
     from dfnb.stats import paired_effect
 
-    have = set(ev_per_seed["source"])
-    if not {"exact masks", "no map"} <= have:
+    if not {"exact masks", "no map"} <= set(ev_per_seed["source"]):
         return ""
-    by = {s: ev_per_seed[ev_per_seed.source == s].set_index("train seed") for s in ("exact masks", "no map")}
-    seeds = sorted(set(by["exact masks"].index) & set(by["no map"].index))
     parts, decided = [], []
     for col, where in ((in_domain, "in-domain"), ("cross-domain mean", "cross-domain")):
-        iv = paired_effect(by["no map"].loc[seeds, col].to_numpy(float),
-                           by["exact masks"].loc[seeds, col].to_numpy(float))
+        t = _pivot(ev_per_seed, "source", col)[["exact masks", "no map"]].dropna()  # seeds both have
+        seeds = list(t.index)
+        iv = paired_effect(t["no map"].to_numpy(float), t["exact masks"].to_numpy(float))
         parts.append(f"{where} {iv.mean:+.2f}" + (f" [{iv.low:.2f}, {iv.high:.2f}]" if len(seeds) > 1 else ""))
         if iv.low > 0:
             decided.append(where)
