@@ -142,3 +142,15 @@ def test_prle_maps_of_a_split_look_up_the_same_faces_at_another_size():
     fused = FusedMaps(np.arange(len(keys))[:, None, None] * np.ones((1, 4, 4), np.float32), keys)
     batch = {k: [big[i][k] for i in range(len(big))] for k in ("dataset", "method", "video_id", "frame")}
     assert fused.maps_for(batch)[:, 0, 0].tolist() == list(range(len(big)))  # item i of both: the same face
+
+
+def test_deviations_state_this_runs_sizes_threshold_and_optional_experiments():
+    P = {"31_dadf": {"size": 128, "n_eval_videos": 20}, "20_focus": {"size": 96}, "10_prle": {"size": 80}}
+    d = L.deviations(P, size=64, threshold_metric="f1", weak_labels=False, prle_masking=True).set_index("aspect")
+    assert list(d.columns) == ["paper", "this run", "reason"]
+    assert "20 identities" in d.loc["test data", "this run"]
+    assert d.loc["map resolution", "this run"].startswith("DADF 128 px, PRLE 80 px, FoCus 96 px")
+    assert "64 px" in d.loc["map resolution", "this run"] and "mean F1" in d.loc["binarisation threshold", "this run"]
+    assert "PRLE's masking on DADF" in d.index and "DADF's training target (weak labels)" not in d.index
+    both = L.deviations(P, size=64, threshold_metric="iou", weak_labels=True, prle_masking=False)
+    assert set(both.aspect) - set(d.index) == {"DADF's training target (weak labels)"}

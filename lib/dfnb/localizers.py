@@ -23,6 +23,7 @@ calls with *that chapter's* parameters for the profile (read from its notebook a
 - :func:`supervision`       what each localizer needs, for the leaderboard's column
 - :func:`figure`            one metric of every localizer as bars with intervals, coloured by supervision
 - :func:`viewer_inputs`     the same faces under a few localizers, for :func:`dfnb.viz.mask_viewer`
+- :func:`deviations`        how this chapter's protocol departs from the three papers', with the reasons
 
 A localizer's maps: ``{(name, seed): {"val": (N, H, W), "test": (N, H, W)}}`` float32 in [0, 1].
 """
@@ -33,7 +34,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 __all__ = ["CROSS_SETS", "DETECTION_METRICS", "HYPOTHESES", "SUPERVISION", "WEAK_TARGETS", "chapter_params",
-           "common_faces", "dadf_experiments", "detection", "detection_sets", "figure", "focus_localizers",
+           "common_faces", "dadf_experiments", "detection", "detection_sets", "deviations", "figure", "focus_localizers",
            "hypotheses", "mask_maps", "prior_localizers", "prle_dadf_experiments", "prle_localizers", "resize",
            "score", "supervision", "training_table", "viewer_inputs", "weak_dadf_experiments", "weak_targets"]
 
@@ -508,3 +509,45 @@ def viewer_inputs(faces: Mapping[str, Any], maps: Mapping[tuple[str, int], Mappi
         key = (name, seed) if (name, seed) in maps else next(k for k in maps if k[0] == name)
         probs[name] = maps[key]["test"][idx]
     return images, masks, probs, [str(items[i].get("method", labels[i])) for i in idx]
+
+
+def deviations(P: Mapping[str, Mapping[str, Any]], *, size: int, threshold_metric: str, weak_labels: bool,
+               prle_masking: bool):
+    """The deviations table: ``aspect, paper, this run, reason`` for every way chapter 40 departs from the
+    three papers (each chapter's own table lists the departures of its models' training)."""
+    import pandas as pd
+
+    p31, p20, p10 = P["31_dadf"], P["20_focus"], P["10_prle"]
+    rows = [
+        ("test data", "FF++ (c23) and the papers' cross-domain sets; no exact masks for FoCus's purpose",
+         f"chapter 31's ffpp-syn HQ test faces ({p31['n_eval_videos']} identities, 2 frames each); detection also on chapter 10's cross-domain stand-ins",
+         "no real face data set is available here; the synthetic benchmark has exact masks, which this "
+         "comparison needs"),
+        ("FoCus's maps judged by", "an EfficientNet + FPN evaluator trained on them (indirect)",
+         "the exact masks, directly (chapter 20 runs the evaluator protocol)",
+         "with exact masks the indirect judge is not needed; chapter 20 measures how far it agrees"),
+        ("PRLE's maps", "only a masking augmentation, never scored as localization",
+         "scored as localizers, beside their use as masks", "the chapter's question: what each map finds"),
+        ("binarisation threshold", "0.5 (DADF's PBCA and IINC); none for PRLE and FoCus",
+         f"per localizer and seed, the one that maximises mean {threshold_metric.upper()} on the validation "
+         "fakes (test never seen)",
+         "maps learnt from image labels are not calibrated probabilities: at 0.5 a useful map can mark "
+         "nothing, so a fixed threshold would measure calibration, not localization"),
+        ("map resolution", "DADF 1024 px (SAM), PRLE 256 px, FoCus 224 px (presumably)",
+         f"DADF {p31['size']} px, PRLE {p10['size']} px, FoCus {p20['size']} px; every map resized to "
+         f"{size} px and scored there", "CPU budget; one scoring size puts every localizer on one grid"),
+        ("seeds", "one run (not stated)",
+         "every training seed of each chapter, mean and 95 % t-interval; PRLE's zoo (one) and the "
+         "priors and oracles (nothing learnt) give one value",
+         "a difference counts only when it exceeds the spread over seeds; chapter 10 trains one zoo"),
+    ]
+    if weak_labels:
+        rows.append(("DADF's training target (weak labels)", "exact masks (no paper trains DADF on weak maps)",
+                     "FoCus's fused CAR maps, PRLE's neighbouring fusion or the face hull, soft in [0, 1], "
+                     f"resized to {p31['size']} px; real faces' targets empty; DADF's loss and budget unchanged",
+                     "the chapter's question: how much of DADF's localization image labels can buy"))
+    if prle_masking:
+        rows.append(("PRLE's masking on DADF", "masks a detector's training faces (image labels)",
+                     "masks DADF's training faces (chapter 10's fused maps, its prle_p and gamma); the exact "
+                     "mask stays the target", "a forged region hidden by the mask is still where the forgery is"))
+    return pd.DataFrame(rows, columns=["aspect", "paper", "this run", "reason"])
