@@ -69,3 +69,22 @@ def test_leaderboard_ranks_means_with_t_intervals_and_names_the_supervision():
         L.leaderboard(per, {"cam": "image", "dadf": "pixel"})
     with pytest.raises(ValueError, match="supervision must be one of"):
         L.leaderboard(per, {"cam": "weak", "dadf": "pixel", "hull": "none"})
+
+
+def test_summary_names_each_kinds_best_and_counts_what_the_prior_beats():
+    import pandas as pd
+
+    rows = [("D", 0, 99.0, 70.0), ("D", 1, 97.0, 74.0), ("F", 0, 80.0, 40.0), ("F", 1, 90.0, 50.0),
+            ("G", 0, 95.0, 10.0), ("hull", 0, 92.0, 60.0)]
+    per = pd.DataFrame(rows, columns=["localizer", "seed", "pixel AUC", "IoU"])
+    sup = {"D": "pixel", "F": "image", "G": "image", "hull": "none"}
+    text = L.summary(per, sup, "toy-syn")
+    assert text.startswith("On toy-syn, the best localizer by pixel AUC that needs pixel labels (exact masks): "
+                           "**D** (98.00 pixel AUC, 72.00 IoU); image labels only: **G** (95.00")
+    assert "nothing: **hull** (92.00 pixel AUC, 60.00 IoU)." in text
+    # F (85) is below the hull's 92, G (95) above; by IoU both (45, 10) are below 60
+    assert text.endswith("beats 1 of the 2 localizers trained on image labels by pixel AUC and 2 by IoU.")
+    lower = L.summary(per.rename(columns={"IoU": "IINC fake"}), sup, "toy-syn", also="IINC fake")
+    assert "beats 1 of the 2 localizers trained on image labels by pixel AUC and 0 by IINC fake." in lower
+    with pytest.raises(ValueError, match="'AP' is not one of"):
+        L.summary(per, sup, "toy-syn", also="AP")

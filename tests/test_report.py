@@ -84,5 +84,7 @@ def test_verdict_sentences_group_the_claims_and_quote_effects():
     head = report.claims_markdown(claims_table(rows))
     assert head.startswith("**Claims: 1 reproduced, 1 not reproduced, 1 inconclusive, 1 not run** (of 4;")
     assert report.claims_markdown(claims_table(rows[:1])).startswith("**Claims: 1 reproduced** (of 1;")
+    assert "excludes 0 on the paper's side" in head
+    assert "excludes 0 on the hypothesis's side" in report.claims_markdown(claims_table(rows), "the hypothesis's")
     only = report.verdict_sentences(claims_table(rows[2:3]))
     assert only == "Inconclusive (1: the interval over seeds contains 0, or fewer than 3 seeds): E beats F."

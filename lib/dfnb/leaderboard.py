@@ -8,6 +8,8 @@ localizer is a function from faces to maps in [0, 1] and is scored the same way:
   of reals separately; the share of a real face's pixels marked
 - :func:`leaderboard`      mean and 95 % t-interval over seeds per localizer, ranked, beside the supervision
   each localizer needs (:data:`SUPERVISION`)
+- :func:`summary`          the leaderboard in words: the best localizer of each supervision, and how many
+  learnt localizers the best prior (nothing learnt) beats
 
 Maps are (N, H, W) or (N, 1, H, W) in [0, 1]; masks the same; ``labels`` (N,) with 1 = fake.  A real face's true
 mask is empty, so its pixel AUC, F1 and IoU are undefined or trivial: those columns are over fakes only.
@@ -20,7 +22,7 @@ import numpy as np
 
 from dfnb import metrics
 
-__all__ = ["SCORE_COLUMNS", "SUPERVISION", "best_threshold", "leaderboard", "localizer_scores"]
+__all__ = ["SCORE_COLUMNS", "SUPERVISION", "best_threshold", "leaderboard", "localizer_scores", "summary"]
 
 #: what each kind of localizer needs to be trained or computed
 SUPERVISION = {"pixel": "pixel labels (exact masks)", "image": "image labels only",
@@ -108,4 +110,29 @@ def leaderboard(per_seed, supervision: Mapping[str, str], rank_by: str = "pixel 
     rank = groups[rank_by].mean()  # NaN-skipping; a localizer with none ranks last
     out = out.loc[(-rank if SCORE_COLUMNS[rank_by] else rank).sort_values(na_position="last", kind="stable").index]
     out.insert(0, "rank", range(1, len(out) + 1))
+    return out
+
+
+def summary(per_seed, supervision: Mapping[str, str], dataset: str, rank_by: str = "pixel AUC",
+            also: str = "IoU") -> str:
+    """The leaderboard in two or three sentences: for each kind of supervision (pixel labels, image labels,
+    the pristine frame, nothing) its best localizer by the seed-mean of ``rank_by``, with that mean and the
+    mean of ``also``; then how many of the localizers trained on image labels fall below the best one that
+    needs nothing, on each of the two metrics.  Means over seeds (the intervals are in the table)."""
+    for col in (rank_by, also):
+        if col not in SCORE_COLUMNS:
+            raise ValueError(f"summary: {col!r} is not one of {list(SCORE_COLUMNS)}")
+    mean = per_seed.groupby("localizer")[[rank_by, also]].mean()
+    sign = {c: 1.0 if SCORE_COLUMNS[c] else -1.0 for c in (rank_by, also)}
+    kinds = {k: [n for n in mean.index if supervision[n] == k] for k in SUPERVISION}
+    best = {k: max(ns, key=lambda n: sign[rank_by] * mean.loc[n, rank_by]) for k, ns in kinds.items() if ns}
+    parts = [f"{SUPERVISION[k]}: **{n}** ({mean.loc[n, rank_by]:.2f} {rank_by}, {mean.loc[n, also]:.2f} {also})"
+             for k, n in best.items()]
+    out = f"On {dataset}, the best localizer by {rank_by} that needs " + "; ".join(parts) + "."
+    if "none" in best and kinds["image"]:
+        prior = best["none"]
+        below = {c: sum(sign[c] * mean.loc[n, c] < sign[c] * mean.loc[prior, c] for n in kinds["image"])
+                 for c in (rank_by, also)}
+        out += (f" The {prior}, which learns nothing, beats {below[rank_by]} of the {len(kinds['image'])} "
+                f"localizers trained on image labels by {rank_by} and {below[also]} by {also}.")
     return out

@@ -69,10 +69,11 @@ def bar_chart_with_ci(labels: Sequence[str], mean: Sequence[float], low: Sequenc
     return fig
 
 
-def claims_markdown(claims) -> str:
+def claims_markdown(claims, side: str = "the paper's") -> str:
     """``"**Claims: 2 reproduced, 1 inconclusive, 1 not run** (of 4; ...)"`` from a claims table
     (``dfnb.stats``): a row with no seed (:func:`dfnb.stats.not_run_row`) counts as *not run*, not by its
-    verdict."""
+    verdict.  ``side``: whose direction a reproduced effect takes (``"the hypothesis's"`` for a chapter's
+    own questions)."""
     from dfnb.stats import VERDICTS
 
     ran = claims["n_seeds"] > 0
@@ -81,7 +82,7 @@ def claims_markdown(claims) -> str:
     if (~ran).any():
         parts.append(f"{int((~ran).sum())} not run")
     return (f"**Claims: {', '.join(parts)}** (of {len(claims)}; a claim is *reproduced* when the 95 % interval "
-            "of our paired effect excludes 0 on the paper's side, *not reproduced* when it excludes 0 on the "
+            f"of our paired effect excludes 0 on {side} side, *not reproduced* when it excludes 0 on the "
             "other side, *inconclusive* otherwise or with fewer than 3 seeds, *not run* when this run did not "
             "train what it needs: its row says why).")
 
