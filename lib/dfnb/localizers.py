@@ -34,8 +34,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 __all__ = ["CROSS_SETS", "DETECTION_METRICS", "HYPOTHESES", "SUPERVISION", "WEAK_TARGETS", "chapter_params",
-           "common_faces", "dadf_experiments", "detection", "detection_sets", "deviations", "figure", "focus_localizers",
-           "hypotheses", "mask_maps", "prior_localizers", "prle_dadf_experiments", "prle_localizers", "resize",
+           "common_faces", "dadf_experiments", "detection", "detection_sets", "deviations", "figure",
+           "focus_localizers", "hypotheses", "mask_maps", "prior_localizers", "prle_dadf_experiments", "prle_localizers", "resize",
            "score", "supervision", "training_table", "viewer_inputs", "weak_dadf_experiments", "weak_targets"]
 
 #: the supervision each localizer needs (keys of :data:`dfnb.leaderboard.SUPERVISION`)
@@ -520,7 +520,8 @@ def deviations(P: Mapping[str, Mapping[str, Any]], *, size: int, threshold_metri
     p31, p20, p10 = P["31_dadf"], P["20_focus"], P["10_prle"]
     rows = [
         ("test data", "FF++ (c23) and the papers' cross-domain sets; no exact masks for FoCus's purpose",
-         f"chapter 31's ffpp-syn HQ test faces ({p31['n_eval_videos']} identities, 2 frames each); detection also on chapter 10's cross-domain stand-ins",
+         f"chapter 31's ffpp-syn HQ test faces ({p31['n_eval_videos']} identities, 2 frames each); "
+         "detection also on chapter 10's cross-domain stand-ins",
          "no real face data set is available here; the synthetic benchmark has exact masks, which this "
          "comparison needs"),
         ("FoCus's maps judged by", "an EfficientNet + FPN evaluator trained on them (indirect)",
