@@ -35,8 +35,8 @@ import numpy as np
 
 __all__ = ["CROSS_SETS", "DETECTION_METRICS", "HYPOTHESES", "SUPERVISION", "WEAK_TARGETS", "chapter_params",
            "common_faces", "dadf_experiments", "detection", "detection_sets", "deviations", "figure",
-           "focus_localizers", "hypotheses", "mask_maps", "prior_localizers", "prle_dadf_experiments", "prle_localizers", "resize",
-           "score", "supervision", "training_table", "viewer_inputs", "weak_dadf_experiments", "weak_targets"]
+           "focus_localizers", "hypotheses", "mask_maps", "prior_localizers", "prle_dadf_experiments",
+           "prle_localizers", "resize", "score", "supervision", "training_table", "viewer_inputs", "weak_dadf_experiments", "weak_targets"]
 
 #: the supervision each localizer needs (keys of :data:`dfnb.leaderboard.SUPERVISION`)
 SUPERVISION = {"DADF": "pixel", "DADF + PRLE masking": "pixel", "DADF on FoCus (fused CAR map)": "image",
@@ -441,11 +441,11 @@ DETECTION_METRICS = ("in-domain AUC", "cross-domain AUC")
 def hypotheses(per_seed, dataset: str, detection=None, detection_sets=()) -> list[dict]:
     """Claims-table rows (:func:`dfnb.stats.claim_row`, hypothesised direction +) for :data:`HYPOTHESES`,
     the effect paired by seed: on ``per_seed`` (:func:`score`, data set ``dataset``), or for a detection
-    metric on ``detection`` (:func:`detection`; ``detection_sets``: its test sets' names, in-domain first).  A localizer that learns
-    nothing (the face hull, the oracles: one "seed") gives the same maps for every seed, so its value is
-    repeated against each seed of the other; a localizer trained from one seed only (PRLE's zoo) leaves its
-    rows at one seed, *inconclusive*.  A hypothesis whose localizers are not in its table gets a *not run*
-    row."""
+    metric on ``detection`` (:func:`detection`; ``detection_sets``: its test sets' names, in-domain first).
+    A localizer that learns nothing (the face hull, the oracles: one "seed") gives the same maps for every
+    seed, so its value is repeated against each seed of the other; a localizer trained from one seed only
+    (PRLE's zoo) leaves its rows at one seed, *inconclusive*.  A hypothesis whose localizers are not in its
+    table gets a *not run* row."""
     from dfnb.leaderboard import SCORE_COLUMNS
     from dfnb.stats import claim_row, not_run_row
 
