@@ -36,7 +36,8 @@ import numpy as np
 __all__ = ["CROSS_SETS", "DETECTION_METRICS", "HYPOTHESES", "SUPERVISION", "WEAK_TARGETS", "chapter_params",
            "common_faces", "dadf_experiments", "detection", "detection_sets", "deviations", "figure",
            "focus_localizers", "hypotheses", "mask_maps", "prior_localizers", "prle_dadf_experiments",
-           "prle_localizers", "resize", "score", "supervision", "training_table", "viewer_inputs", "weak_dadf_experiments", "weak_targets"]
+           "prle_localizers", "resize", "score", "supervision", "training_table", "viewer_inputs",
+           "weak_dadf_experiments", "weak_targets"]
 
 #: the supervision each localizer needs (keys of :data:`dfnb.leaderboard.SUPERVISION`)
 SUPERVISION = {"DADF": "pixel", "DADF + PRLE masking": "pixel", "DADF on FoCus (fused CAR map)": "image",
