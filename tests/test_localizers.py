@@ -41,6 +41,26 @@ def test_score_picks_the_threshold_on_val_and_scores_test():
     assert r["marked real"] == pytest.approx(100.0) and r["pixel AUC"] == pytest.approx(100.0)
     with pytest.raises(ValueError, match=r"m \(seed 0\): val maps \(4, 4, 4\) against masks \(4, 8, 8\)"):
         L.score({("m", 0): {"val": val[:, :4, :4], "test": test}}, faces)
+    # another test split keeps the validation threshold: at 0.25 the cross maps (exact blocks at 0.3 on 0.1)
+    # are exact, though a threshold fitted to them could be anything in (0.1, 0.3]
+    cross = L.score({("m", 0): {"val": val, "test": test, "x": gt * 0.2 + 0.1}}, {**faces, "x": _faces()},
+                    test="x").iloc[0]
+    assert cross.threshold == pytest.approx(0.25) and cross.IoU == pytest.approx(100.0)
+    with pytest.raises(ValueError, match=r"test split 'val' must be one of \['test'\]"):
+        L.score({("m", 0): {"val": val, "test": test}}, faces, test="val")
+
+
+def test_common_faces_add_the_cross_domain_split_only_where_it_has_masks():
+    p31 = {"ffpp_root": None, "n_eval_videos": 1, "seed": 0}
+    p10 = {"n_eval_videos": 1, "seed": 0, "celebdf_root": None}
+    f = L.common_faces(p31, 32, p10=p10)
+    assert list(f) == ["val", "test", L.CROSS_LEADERBOARD]
+    x = f[L.CROSS_LEADERBOARD]
+    items = [x[i] for i in range(len(x))]  # one identity: a real video and two fakes, 2 frames each
+    assert [int(it["label"]) for it in items] == [0, 0, 1, 1, 1, 1]
+    assert all(float(it["mask"].sum()) > 0 for it in items[2:])  # the fakes carry their exact masks
+    with pytest.warns(UserWarning, match="real Celeb-DF .* has no forgery masks"):
+        assert list(L.common_faces(p31, 32, p10={**p10, "celebdf_root": "/data/celebdf"})) == ["val", "test"]
 
 
 def test_supervision_of_every_localizer_and_an_unknown_one():
@@ -71,6 +91,11 @@ def test_hypotheses_pair_seeds_repeat_fixed_localizers_and_say_what_did_not_run(
     sam = next(r for r in L.hypotheses(per, "d") if r["claim"].startswith("DADF beats the fine-tuned SAM"))
     assert sam["claim"].endswith("(not run: SAM (fine-tuned) not in this run)") and sam["n_seeds"] == 0
     assert all(np.isnan(r["paper_effect"]) for r in rows.values())
+    cross = L.hypotheses(per, "celebdf-syn test", table=L.CROSS_HYPOTHESES)
+    assert [r["claim"].split(" (not run")[0] for r in cross] == [h[0] for h in L.CROSS_HYPOTHESES]
+    assert cross[0]["our_effect"] == pytest.approx(30.0) and cross[0]["dataset"] == "celebdf-syn test"
+    assert cross[2]["n_seeds"] == 0  # no DADF on FoCus's maps in this table
+    assert all(r["n_seeds"] == 0 for r in L.hypotheses(None, "d", table=L.CROSS_HYPOTHESES))  # skipped: not run
 
 
 class _Exp:
@@ -145,10 +170,12 @@ def test_prle_maps_of_a_split_look_up_the_same_faces_at_another_size():
 
 
 def test_deviations_state_this_runs_sizes_threshold_and_optional_experiments():
-    P = {"31_dadf": {"size": 128, "n_eval_videos": 20}, "20_focus": {"size": 96}, "10_prle": {"size": 80}}
+    P = {"31_dadf": {"size": 128, "n_eval_videos": 20}, "20_focus": {"size": 96},
+         "10_prle": {"size": 80, "n_eval_videos": 50}}
     d = L.deviations(P, size=64, threshold_metric="f1", weak_labels=False, prle_masking=True).set_index("aspect")
     assert list(d.columns) == ["paper", "this run", "reason"]
-    assert "20 identities" in d.loc["test data", "this run"]
+    assert "20 identities" in d.loc["test data", "this run"] and "celebdf-syn (50 identities" in d.loc[
+        "test data", "this run"]
     assert d.loc["map resolution", "this run"].startswith("DADF 128 px, PRLE 80 px, FoCus 96 px")
     assert "64 px" in d.loc["map resolution", "this run"] and "mean F1" in d.loc["binarisation threshold", "this run"]
     assert "PRLE's masking on DADF" in d.index and "DADF's training target (weak labels)" not in d.index

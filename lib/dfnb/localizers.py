@@ -33,7 +33,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["CROSS_SETS", "DETECTION_METRICS", "HYPOTHESES", "SUPERVISION", "WEAK_TARGETS", "chapter_params",
+__all__ = ["CROSS_HYPOTHESES", "CROSS_LEADERBOARD", "CROSS_SETS", "DETECTION_METRICS", "HYPOTHESES", "SUPERVISION", "WEAK_TARGETS", "chapter_params",
            "common_faces", "dadf_experiments", "detection", "detection_sets", "deviations", "figure",
            "focus_localizers", "hypotheses", "mask_maps", "prior_localizers", "prle_dadf_experiments",
            "prle_localizers", "resize", "score", "supervision", "training_table", "viewer_inputs",
@@ -57,17 +57,36 @@ def chapter_params(chapter: str, profile: str) -> dict[str, Any]:
     return runner.resolve_params(runner.find_chapter(chapter), profile)
 
 
-def common_faces(p31: Mapping[str, Any], size: int, *, return_source: bool = False) -> dict:
+#: the cross-domain set of the second leaderboard (chapter 10's Celeb-DF stand-in; it has exact masks)
+CROSS_LEADERBOARD = "celebdf-syn"
+
+
+def common_faces(p31: Mapping[str, Any], size: int, *, return_source: bool = False,
+                 p10: Mapping[str, Any] | None = None) -> dict:
     """``{"val", "test"}``: chapter 31's ``ffpp-syn`` HQ validation and test faces (its ``n_eval_videos``
     identities, 2 frames each, its data seed) rendered at ``size`` px; with ``return_source`` each fake
-    also carries its pristine face (for SSIM / pixel difference)."""
+    also carries its pristine face (for SSIM / pixel difference).
+
+    p10: chapter 10's parameters: also the split :data:`CROSS_LEADERBOARD`, the test faces of chapter 10's
+    Celeb-DF stand-in (its ``n_eval_videos`` identities, 2 frames each, its data seed).  Real Celeb-DF
+    (``celebdf_root`` set) has no forgery masks: the split is then left out with a warning naming why."""
+    import warnings
+
     from dfnb.data import load_split
 
     kw = dict(real="ffpp", root=p31["ffpp_root"], n_videos=p31["n_eval_videos"], frames_per_video=2,
               size=size, seed=p31["seed"], progress=False, quality="hq")
     if return_source:
         kw["return_source"] = True
-    return {s: load_split("ffpp-syn", s, **kw)[1] for s in ("val", "test")}
+    out = {s: load_split("ffpp-syn", s, **kw)[1] for s in ("val", "test")}
+    if p10 is not None and p10.get("celebdf_root"):
+        warnings.warn(f"real Celeb-DF ({p10['celebdf_root']}) has no forgery masks: the cross-domain "
+                      "leaderboard is left out", stacklevel=2)
+    elif p10 is not None:
+        out[CROSS_LEADERBOARD] = load_split(CROSS_LEADERBOARD, "test", size=size, n_videos=p10["n_eval_videos"],
+                                            frames_per_video=2, seed=p10["seed"], progress=False,
+                                            return_source=return_source)[1]
+    return out
 
 
 def resize(maps, size: int) -> np.ndarray:
@@ -371,17 +390,20 @@ def prior_localizers(faces: Mapping[str, Any]) -> dict:
 
 
 def score(maps: Mapping[tuple[str, int], Mapping[str, np.ndarray]], faces: Mapping[str, Any],
-          metric: str = "iou"):
+          metric: str = "iou", test: str = "test"):
     """Long DataFrame ``localizer, seed, threshold`` + :data:`dfnb.leaderboard.SCORE_COLUMNS`: each
     localizer's threshold chosen on ``faces["val"]`` (:func:`dfnb.leaderboard.best_threshold`), then its
-    scores on ``faces["test"]``."""
+    scores on ``faces[test]`` (another split of the maps, e.g. :data:`CROSS_LEADERBOARD`: the threshold
+    still comes from the in-domain validation faces, as it would in deployment)."""
     import pandas as pd
 
     from dfnb import leaderboard
 
+    if test == "val" or test not in faces:
+        raise ValueError(f"score: test split {test!r} must be one of {[k for k in faces if k != 'val']}")
     truth = {}
-    for k, d in faces.items():
-        items = [d[i] for i in range(len(d))]
+    for k in ("val", test):
+        items = [faces[k][i] for i in range(len(faces[k]))]
         truth[k] = (np.stack([it["mask"][0].numpy() for it in items]).astype(np.float32),
                     np.array([int(it["label"]) for it in items]))
     rows = []
@@ -391,7 +413,7 @@ def score(maps: Mapping[tuple[str, int], Mapping[str, np.ndarray]], faces: Mappi
                 raise ValueError(f"{name} (seed {seed}): {k} maps {m[k].shape} against masks {gt.shape}")
         t = leaderboard.best_threshold(m["val"], truth["val"][0], truth["val"][1], metric)
         rows.append({"localizer": name, "seed": seed, "threshold": t,
-                     **leaderboard.localizer_scores(m["test"], *truth["test"], t)})
+                     **leaderboard.localizer_scores(m[test], *truth[test], t)})
     return pd.DataFrame(rows)
 
 
@@ -435,12 +457,21 @@ HYPOTHESES = [
     ("PRLE's masking improves DADF's in-domain AUC", "DADF", "DADF + PRLE masking", "in-domain AUC"),
     ("PRLE's masking improves DADF's localization (IoU)", "DADF", "DADF + PRLE masking", "IoU"),
 ]
+#: the same kind of questions on :data:`CROSS_LEADERBOARD` (:func:`score` with ``test=CROSS_LEADERBOARD``)
+CROSS_HYPOTHESES = [
+    ("on an unseen domain, pixel labels still beat image labels: DADF over FoCus (IoU)", "FoCus (fused CAR map)",
+     "DADF", "IoU"),
+    ("on an unseen domain, DADF still beats the face-hull prior (IoU)", "face hull", "DADF", "IoU"),
+    ("on an unseen domain, exact masks still beat FoCus's maps as DADF's training target (IoU)",
+     "DADF on FoCus (fused CAR map)", "DADF", "IoU"),
+]
 #: the metrics of :func:`detection`'s table (higher is better)
 DETECTION_METRICS = ("in-domain AUC", "cross-domain AUC")
 
 
-def hypotheses(per_seed, dataset: str, detection=None, detection_sets=()) -> list[dict]:
-    """Claims-table rows (:func:`dfnb.stats.claim_row`, hypothesised direction +) for :data:`HYPOTHESES`,
+def hypotheses(per_seed, dataset: str, detection=None, detection_sets=(), table=HYPOTHESES) -> list[dict]:
+    """Claims-table rows (:func:`dfnb.stats.claim_row`, hypothesised direction +) for ``table``
+    (:data:`HYPOTHESES`, or :data:`CROSS_HYPOTHESES` with the cross-domain scores as ``per_seed``),
     the effect paired by seed: on ``per_seed`` (:func:`score`, data set ``dataset``), or for a detection
     metric on ``detection`` (:func:`detection`; ``detection_sets``: its test sets' names, in-domain first).
     A localizer that learns nothing (the face hull, the oracles: one "seed") gives the same maps for every
@@ -452,7 +483,7 @@ def hypotheses(per_seed, dataset: str, detection=None, detection_sets=()) -> lis
 
     fixed = {n for n, k in SUPERVISION.items() if k in ("none", "pair")}
     rows = []
-    for text, ref, var, metric in HYPOTHESES:
+    for text, ref, var, metric in table:
         det = metric in DETECTION_METRICS
         df = detection if det else per_seed
         have = set() if df is None else set(df["localizer"])
@@ -521,8 +552,9 @@ def deviations(P: Mapping[str, Mapping[str, Any]], *, size: int, threshold_metri
     p31, p20, p10 = P["31_dadf"], P["20_focus"], P["10_prle"]
     rows = [
         ("test data", "FF++ (c23) and the papers' cross-domain sets; no exact masks for FoCus's purpose",
-         f"chapter 31's ffpp-syn HQ test faces ({p31['n_eval_videos']} identities, 2 frames each); "
-         "detection also on chapter 10's cross-domain stand-ins",
+         f"chapter 31's ffpp-syn HQ test faces ({p31['n_eval_videos']} identities, 2 frames each); a second "
+         f"leaderboard on {CROSS_LEADERBOARD} ({p10['n_eval_videos']} identities, 2 frames each, thresholds "
+         "from ffpp-syn validation); detection also on chapter 10's cross-domain stand-ins",
          "no real face data set is available here; the synthetic benchmark has exact masks, which this "
          "comparison needs"),
         ("FoCus's maps judged by", "an EfficientNet + FPN evaluator trained on them (indirect)",
