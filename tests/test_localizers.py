@@ -181,3 +181,19 @@ def test_deviations_state_this_runs_sizes_threshold_and_optional_experiments():
     assert "PRLE's masking on DADF" in d.index and "DADF's training target (weak labels)" not in d.index
     both = L.deviations(P, size=64, threshold_metric="iou", weak_labels=True, prle_masking=False)
     assert set(both.aspect) - set(d.index) == {"DADF's training target (weak labels)"}
+
+
+def test_figure_puts_the_best_on_top_and_names_the_colours():
+    import matplotlib.pyplot as plt
+
+    per = _per({"DADF": [70.0, 72.0, 74.0], "face hull": [60.0], "FoCus (fused CAR map)": [40.0, 45.0, 50.0]})
+    fig = L.figure(per, "IoU")
+    ax = fig.axes[0]
+    ticks = sorted(ax.get_yticklabels(), key=lambda t: -t.get_position()[1])  # top first
+    assert [t.get_text() for t in ticks] == ["DADF", "face hull", "FoCus (fused CAR map)"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["pixel labels (exact masks)",
+                                                                   "image labels only", "nothing"]
+    lower = L.figure(per, "marked real")  # lower is better: the smallest on top
+    top = max(lower.axes[0].get_yticklabels(), key=lambda t: t.get_position()[1])
+    assert top.get_text() == "FoCus (fused CAR map)"
+    plt.close("all")

@@ -515,15 +515,21 @@ _COLORS = {"pixel": "#0072B2", "image": "#E69F00", "pair": "#999999", "none": "#
 def figure(per_seed, metric: str = "pixel AUC", *, title: str | None = None):
     """Every localizer's ``metric`` (mean over seeds, 95 % t-interval where it has >= 2 seeds) as a
     horizontal bar, best on top, coloured by the supervision it needs (blue pixel labels, orange image
-    labels, grey the pristine frame, green nothing)."""
+    labels, grey the pristine frame, green nothing), with a legend of the colours present."""
+    from matplotlib.patches import Patch
+
     from dfnb.leaderboard import SCORE_COLUMNS
+    from dfnb.leaderboard import SUPERVISION as NEEDS
     from dfnb.report import bar_chart_with_ci, seed_summary
 
     s = seed_summary(per_seed, "localizer", metric)
-    s = s.sort_values("mean", ascending=not SCORE_COLUMNS[metric])[::-1]  # barh draws bottom-up
+    s = s.sort_values("mean", ascending=not SCORE_COLUMNS[metric])  # the first label is drawn on top
     sup = supervision(s.index)
     fig = bar_chart_with_ci(list(s.index), s["mean"], s["low"], s["high"], xlabel=f"{metric} (%)", title=title,
                             colors=[_COLORS[sup[n]] for n in s.index])
+    kinds = [k for k in _COLORS if k in sup.values()]
+    fig.axes[0].legend(handles=[Patch(color=_COLORS[k], alpha=0.85, label=NEEDS[k]) for k in kinds],
+                       title="needs", fontsize=8, title_fontsize=8, loc="lower right")
     return fig
 
 
