@@ -191,8 +191,8 @@ def test_figure_puts_the_best_on_top_and_names_the_colours():
     ax = fig.axes[0]
     ticks = sorted(ax.get_yticklabels(), key=lambda t: -t.get_position()[1])  # top first
     assert [t.get_text() for t in ticks] == ["DADF", "face hull", "FoCus (fused CAR map)"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["pixel labels (exact masks)",
-                                                                   "image labels only", "nothing"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["pixel labels (exact masks)",
+                                                                  "image labels only", "nothing"]
     lower = L.figure(per, "marked real")  # lower is better: the smallest on top
     top = max(lower.axes[0].get_yticklabels(), key=lambda t: t.get_position()[1])
     assert top.get_text() == "FoCus (fused CAR map)"

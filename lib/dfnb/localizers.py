@@ -528,8 +528,9 @@ def figure(per_seed, metric: str = "pixel AUC", *, title: str | None = None):
     fig = bar_chart_with_ci(list(s.index), s["mean"], s["low"], s["high"], xlabel=f"{metric} (%)", title=title,
                             colors=[_COLORS[sup[n]] for n in s.index])
     kinds = [k for k in _COLORS if k in sup.values()]
-    fig.axes[0].legend(handles=[Patch(color=_COLORS[k], alpha=0.85, label=NEEDS[k]) for k in kinds],
-                       title="needs", fontsize=8, title_fontsize=8, loc="lower right")
+    fig.legend(handles=[Patch(color=_COLORS[k], alpha=0.85, label=NEEDS[k]) for k in kinds], title="needs",
+               fontsize=8, title_fontsize=8, loc="lower center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.8 / fig.get_figheight(), 1, 1))  # the legend below the axes, off the bars
     return fig
 
 
