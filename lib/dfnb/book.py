@@ -6,7 +6,8 @@
    ``--rerun`` re-executes every chapter.  A page therefore always shows the git SHA
    of the code that produced its numbers (the chapter prints its ``Run``).
 2. Stage the executed notebooks into ``book/chapters/`` (a build folder) and write
-   the page of paper tables from ``dfnb.papers``.
+   the page of paper tables from ``dfnb.papers`` and the page of every chapter's verdicts
+   (:func:`verdicts_page`, from the recorded claims tables).
 3. ``jupyter-book build . -W --keep-going`` into ``_build/<profile>/``: any warning
    fails the build.
 """
@@ -82,6 +83,66 @@ def paper_tables_page() -> str:
     return "\n".join(lines)
 
 
+def _title(chapter: str) -> str:
+    """The first ``# `` heading of a chapter's notebook (its stem when it has none)."""
+    for cell in json.loads(runner.find_chapter(chapter).read_text())["cells"]:
+        for line in "".join(cell["source"]).splitlines():
+            if cell["cell_type"] == "markdown" and line.startswith("# "):
+                return line[2:].strip()
+    return chapter
+
+
+def _pm(x: float) -> str:
+    return "-" if x != x else f"{x:+.2f}"
+
+
+def verdicts_page(profile: str, chapters=None) -> str:
+    """Markdown page: every chapter's claims as its recorded run (``results/<profile>/<chapter>/``) judged
+    them, read from ``tables/claims.csv`` (:data:`dfnb.stats.CLAIM_COLUMNS`): an overview of the verdicts
+    per chapter with the run's git SHA, then each chapter's claims with the paper's effect, ours with its
+    95 % interval, the number of seeds and the data set.  A chapter without a recorded claims table is
+    listed as such, never left out."""
+    import pandas as pd
+
+    from dfnb.stats import VERDICTS
+
+    chapters = runner.list_chapters() if chapters is None else list(chapters)
+    head = ["# Verdicts: what each chapter decided", "",
+            f"Every claim of every chapter as its recorded run on the *{profile}* profile judged it: *reproduced* "
+            "when the 95 % interval of our paired effect over the training seeds excludes 0 on the claim's side, "
+            "*not reproduced* when it excludes 0 on the other side, *inconclusive* otherwise or with fewer than 3 "
+            "seeds, *not run* when the run did not train what the claim needs. Effects are in points, as each "
+            "claim's metric column defines them; the claim's side is the sign of the paper's effect (*paper*), "
+            "or + where it shows \"-\" (a chapter's own hypothesis, or no number in the paper). Each number was measured on the named data set (a synthetic benchmark unless it says "
+            "*real*), never on the paper's.", ""]
+    overview = ["| chapter | " + " | ".join(VERDICTS) + " | not run | run |",
+                "|---|" + "---|" * (len(VERDICTS) + 2)]
+    sections = []
+    for ch in chapters:
+        out = runner.result_dir(ch, profile)
+        path = out / "tables" / "claims.csv"
+        title = _title(ch).replace("|", "\\|")  # in a table cell
+        if not path.exists():
+            overview.append(f"| {title} | " + " | ".join("-" for _ in VERDICTS) + " | - | no claims table recorded |")
+            continue
+        c = pd.read_csv(path)
+        ran = c["n_seeds"] > 0
+        m = out / "manifest.json"
+        sha = json.loads(m.read_text()).get("code", {}).get("sha") if m.exists() else None
+        run = f"`{str(sha)[:7]}`" if sha else "no manifest"
+        counts = [str(int((ran & (c["verdict"] == v)).sum())) for v in VERDICTS]
+        overview.append(f"| {title} | " + " | ".join(counts) + f" | {int((~ran).sum())} | {run} |")
+        rows = ["| claim | paper | ours [95 % interval] | seeds | verdict | data set |", "|---|---|---|---|---|---|"]
+        for _, r in c.iterrows():
+            ours = (f"{_pm(r.our_effect)} [{_pm(r.ci_low)}, {_pm(r.ci_high)}]" if r.ci_low == r.ci_low
+                    else _pm(r.our_effect))
+            verdict = r.verdict if r.n_seeds > 0 else "not run"
+            cells = [str(r.claim), _pm(r.paper_effect), ours, str(int(r.n_seeds)), verdict, str(r.dataset)]
+            rows.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
+        sections += [f"## {_title(ch)}", "", *rows, ""]
+    return "\n".join(head + overview + [""] + sections)
+
+
 def build(profile: str = "default", rerun: bool = False, html: bool = True, progress: bool = True) -> Path:
     """Execute what is missing or stale, stage, and build; return the HTML folder."""
     root = runner.repo_root()
@@ -102,6 +163,7 @@ def build(profile: str = "default", rerun: bool = False, html: bool = True, prog
             print(f"dfnb book: {ch}: {why}", file=sys.stderr)
         shutil.copy2(runner.result_dir(ch, profile) / f"{ch}.ipynb", stage / f"{ch}.ipynb")
     (stage / "paper_tables.md").write_text(paper_tables_page())
+    (stage / "verdicts.md").write_text(verdicts_page(profile, chapters))
     out = root / "_build" / profile
     if html:
         exe = Path(sys.executable).with_name("jupyter-book")
