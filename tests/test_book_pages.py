@@ -26,7 +26,7 @@ def test_verdicts_page_counts_lists_and_never_drops_a_chapter(tmp_path, monkeypa
     (run / "manifest.json").write_text(json.dumps({"code": {"sha": "abcdef1234"}}))
     page = book.verdicts_page("default", ["01_toy", "02_none"])
     assert "| 01 · Toy \\| one | 1 | 1 | 1 | 1 | `abcdef1` |" in page  # a pipe in a title is escaped
-    assert "| 02_none | - | - | - | - | no claims table recorded |" in page
+    assert "| 02_none | - | - | - | - | no claims table |" in page
     assert "| A beats B | +2.00 | +1.50 [+0.50, +2.50] | 3 | reproduced | ffpp-syn |" in page
     assert "| our E beats F | - | +0.30 | 1 | inconclusive | ffpp-syn |" in page  # one seed: no interval
     assert "| G beats H (not run: G not trained) | - | - | 0 | not run | - |" in page

@@ -113,8 +113,9 @@ def verdicts_page(profile: str, chapters=None) -> str:
             "*not reproduced* when it excludes 0 on the other side, *inconclusive* otherwise or with fewer than 3 "
             "seeds, *not run* when the run did not train what the claim needs. Effects are in points, as each "
             "claim's metric column defines them; the claim's side is the sign of the paper's effect (*paper*), "
-            "or + where it shows \"-\" (a chapter's own hypothesis, or no number in the paper). Each number was measured on the named data set (a synthetic benchmark unless it says "
-            "*real*), never on the paper's.", ""]
+            "or + where it shows \"-\" (a chapter's own hypothesis, or no number in the paper). Each number was "
+            "measured on the named data set (a synthetic benchmark unless it says *real*), never on the paper's.",
+            ""]
     overview = ["| chapter | " + " | ".join(VERDICTS) + " | not run | run |",
                 "|---|" + "---|" * (len(VERDICTS) + 2)]
     sections = []
@@ -123,7 +124,7 @@ def verdicts_page(profile: str, chapters=None) -> str:
         path = out / "tables" / "claims.csv"
         title = _title(ch).replace("|", "\\|")  # in a table cell
         if not path.exists():
-            overview.append(f"| {title} | " + " | ".join("-" for _ in VERDICTS) + " | - | no claims table recorded |")
+            overview.append(f"| {title} | " + " | ".join("-" for _ in VERDICTS) + " | - | no claims table |")
             continue
         c = pd.read_csv(path)
         ran = c["n_seeds"] > 0
