@@ -197,3 +197,26 @@ def test_figure_puts_the_best_on_top_and_names_the_colours():
     top = max(lower.axes[0].get_yticklabels(), key=lambda t: t.get_position()[1])
     assert top.get_text() == "FoCus (fused CAR map)"
     plt.close("all")
+
+
+class _Run:
+    def __init__(self):
+        self.records = []
+
+    def metric(self, name, value, **labels):
+        self.records.append({"name": name, "value": value, **labels})
+
+
+def test_record_scores_and_detection_write_every_value_under_the_record_contract():
+    per = _per({"DADF": [70.0, 72.0], "face hull": [60.0]}).assign(threshold=[0.3, 0.35, 0.5])
+    run = _Run()
+    L.record_scores(run, per, "celebdf-syn")
+    assert len(run.records) == 3 * len(SCORE_COLUMNS)
+    assert run.records[len(SCORE_COLUMNS)] == {"name": "pixel AUC", "value": 72.0, "model": "DADF", "seed": 1,
+                                               "dataset": "celebdf-syn", "split": "test", "threshold": 0.35}
+    det = pd.DataFrame({"localizer": ["DADF"], "seed": [2], "in": [90.0], "x": [70.0], "in-domain AUC": [90.0],
+                        "cross-domain AUC": [70.0]})
+    run = _Run()
+    L.record_detection(run, det, ["in", "x"])
+    assert run.records == [{"name": "frame_auc", "value": v, "model": "DADF", "seed": 2, "dataset": n, "split": "test"}
+                           for n, v in (("in", 90.0), ("x", 70.0))]

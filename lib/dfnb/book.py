@@ -122,7 +122,8 @@ def verdicts_page(profile: str, chapters=None) -> str:
     for ch in chapters:
         out = runner.result_dir(ch, profile)
         path = out / "tables" / "claims.csv"
-        title = _title(ch).replace("|", "\\|")  # in a table cell
+        name = _title(ch)
+        title = name.replace("|", "\\|")  # in a table cell
         if not path.exists():
             overview.append(f"| {title} | " + " | ".join("-" for _ in VERDICTS) + " | - | no claims table |")
             continue
@@ -140,7 +141,7 @@ def verdicts_page(profile: str, chapters=None) -> str:
             verdict = r.verdict if r.n_seeds > 0 else "not run"
             cells = [str(r.claim), _pm(r.paper_effect), ours, str(int(r.n_seeds)), verdict, str(r.dataset)]
             rows.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
-        sections += [f"## {_title(ch)}", "", *rows, ""]
+        sections += [f"## {name}", "", *rows, ""]
     return "\n".join(head + overview + [""] + sections)
 
 

@@ -13,12 +13,14 @@ calls with *that chapter's* parameters for the profile (read from its notebook a
 - :func:`prle_localizers`   each zoo detector's Grad-CAM and PRLE's average and neighbouring fusion (image
   labels; one zoo, trained from the chapter's seed)
 - :func:`prior_localizers`  the face hull and the all-zero mask (nothing)
-- :func:`score`             the long per-seed table for :func:`dfnb.leaderboard.leaderboard`
+- :func:`score`             the long per-seed table for :func:`dfnb.leaderboard.leaderboard`; its rows
+  into a run's metrics by :func:`record_scores`
 - :func:`weak_targets`      FoCus's and PRLE's fused maps and the face hull on DADF's training faces (no pixel
   labels)
 - :func:`weak_dadf_experiments`  DADF trained on those maps instead of the exact masks, every seed
 - :func:`prle_dadf_experiments`  DADF trained with PRLE's masking as augmentation, every seed
-- :func:`detection`         frame AUC of DADF-like experiments in-domain and on :func:`detection_sets`
+- :func:`detection`         frame AUC of DADF-like experiments in-domain and on :func:`detection_sets`; its
+  rows into a run's metrics by :func:`record_detection`
 - :func:`hypotheses`        the chapter's own questions as claims-table rows, paired over seeds
 - :func:`supervision`       what each localizer needs, for the leaderboard's column
 - :func:`figure`            one metric of every localizer as bars with intervals, coloured by supervision
@@ -36,7 +38,7 @@ import numpy as np
 __all__ = ["CROSS_HYPOTHESES", "CROSS_LEADERBOARD", "CROSS_SETS", "DETECTION_METRICS", "HYPOTHESES", "SUPERVISION", "WEAK_TARGETS", "chapter_params",
            "common_faces", "dadf_experiments", "detection", "detection_sets", "deviations", "figure",
            "focus_localizers", "hypotheses", "mask_maps", "prior_localizers", "prle_dadf_experiments",
-           "prle_localizers", "resize", "score", "supervision", "training_table", "viewer_inputs",
+           "prle_localizers", "record_detection", "record_scores", "resize", "score", "supervision", "training_table", "viewer_inputs",
            "weak_dadf_experiments", "weak_targets"]
 
 #: the supervision each localizer needs (keys of :data:`dfnb.leaderboard.SUPERVISION`)
@@ -415,6 +417,26 @@ def score(maps: Mapping[tuple[str, int], Mapping[str, np.ndarray]], faces: Mappi
         rows.append({"localizer": name, "seed": seed, "threshold": t,
                      **leaderboard.localizer_scores(m[test], *truth[test], t)})
     return pd.DataFrame(rows)
+
+
+def record_scores(run, per_seed, dataset: str) -> None:
+    """Every score of :func:`score`'s table as one metric of ``run`` (:meth:`dfnb.runner.Run.metric`):
+    each :data:`dfnb.leaderboard.SCORE_COLUMNS` value with its localizer as ``model``, its training seed,
+    ``dataset``, split ``"test"`` and the validation ``threshold`` it was scored at."""
+    from dfnb.leaderboard import SCORE_COLUMNS
+
+    for _, r in per_seed.iterrows():
+        for m in SCORE_COLUMNS:
+            run.metric(m, r[m], model=r.localizer, seed=r.seed, dataset=dataset, split="test",
+                       threshold=r.threshold)
+
+
+def record_detection(run, detection, sets) -> None:
+    """Every frame AUC of :func:`detection`'s table as one metric of ``run``: ``frame_auc`` per localizer,
+    training seed and test set of ``sets`` (split ``"test"``)."""
+    for _, r in detection.iterrows():
+        for n in sets:
+            run.metric("frame_auc", r[n], model=r.localizer, seed=r.seed, dataset=n, split="test")
 
 
 def supervision(names) -> dict[str, str]:
